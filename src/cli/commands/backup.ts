@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { runBackup, type BackupResult } from '../../jobs/backup.js';
+import { formatBytes, table } from '../../report/format.js';
+import { loadJob, parseNow, printJson, reporterFor, stateDir, type CommandContext, type JobOptions } from '../context.js';
+
+interface BackupOptions extends JobOptions {
+  now?: string;
+  dryRun?: boolean;
+  rehash?: boolean;
+  json?: boolean;
+}
+
+export function backupExitCode(r: BackupResult): number {
+  if (r.targets.some((t) => t.status === 'failed')) return ExitCode.failed;
+  if (r.targets.some((t) => t.suspicious.length > 0 || t.problems.length > 0)) return ExitCode.warnings;
+  return ExitCode.ok;
+}
+
+export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
+  program
+    .command('backup')
+    .summary('make one generation on every target, then prune')
+    .description(
+      'Run one backup of a job: pick the level (the first run of a quarter makes a full quarterly;\n' +
+        'the first of a month a monthly, of an ISO week a weekly, otherwise a daily), store what\n' +
+        'changed since the parent generation, commit it on every target, then apply retention.\n' +
+        'A run that trips a guard (source gone or emptied, mass deletion, mass change) is committed\n' +
+        'but marked suspicious, ends with exit 3, and prunes nothing.\n\n' +
+        'Exit codes: 0 ok, 1 failed, 2 usage or config, 3 warnings or guard tripped, 4 locked.',
+    )
+    .requiredOption('-c, --config <file>', 'the YAML config file')
+    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
+    .option('--now <iso-time>', 'pretend it is this time (for tests and simulations)')
+    .option('--dry-run', 'show what would be stored; write nothing')
+    .option('--rehash', 'read and hash every file, trusting no cached hash')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (opts: BackupOptions) => {
+      const job = await loadJob(ctx, opts);
+      const result = await runBackup(job, {
+        now: parseNow(opts.now),
+        dryRun: Boolean(opts.dryRun),
+        rehash: Boolean(opts.rehash),
+        stateDir: stateDir(ctx),
+        reporter: reporterFor(ctx, Boolean(opts.json)),
+      });
+      const code = backupExitCode(result);
+      if (opts.json) printJson(ctx, { ...result, exitCode: code });
+      else {
+        const rows = result.targets.map((t) => [
+          t.target,
+          t.status + (t.suspicious.length > 0 ? ' (suspicious)' : ''),
+          t.level ?? '-',
+          t.id ?? '-',
+          t.stats ? String(t.stats.files) : '-',
+          t.stats ? formatBytes(t.stats.bytes) : '-',
+          t.stats ? `${t.stats.storedFiles} / ${formatBytes(t.stats.storedBytes)}` : '-',
+          t.stats ? String(t.stats.deleted) : '-',
+          String(t.pruned.length),
+        ]);
+        ctx.stdout.write(table(['target', 'status', 'level', 'id', 'files', 'size', 'stored', 'deleted', 'pruned'], rows) + '\n');
+        for (const t of result.targets) if (t.error) ctx.stdout.write(`${t.target}: ${t.error}\n`);
+      }
+      done(code);
+    });
+}

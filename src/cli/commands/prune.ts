@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { pruneRepository } from '../../jobs/prune.js';
+import { acquireLock } from '../../repository/lock.js';
+import { requireDescriptor } from '../../repository/descriptor.js';
+import { openBackend } from '../../storage/open.js';
+import { loadJob, parseNow, printJson, reporterFor, type CommandContext, type JobOptions } from '../context.js';
+
+export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
+  program
+    .command('prune')
+    .summary('apply retention alone')
+    .description(
+      'Apply the job\'s retention on every target: keep the newest N generations of each level,\n' +
+        'everything within keepWithin, and every ancestor of anything kept; delete the rest,\n' +
+        'children first, and clear unfinished generations left by dead runs. Refuses to run while\n' +
+        'the newest generation is suspicious.',
+    )
+    .requiredOption('-c, --config <file>', 'the YAML config file')
+    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
+    .option('--dry-run', 'show what would be removed')
+    .option('--now <iso-time>', 'pretend it is this time')
+    .option('--ignore-suspicious', 'prune even though the newest generation is suspicious')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (opts: JobOptions & { dryRun?: boolean; now?: string; ignoreSuspicious?: boolean; json?: boolean }) => {
+      const job = await loadJob(ctx, opts);
+      const reporter = reporterFor(ctx, Boolean(opts.json));
+      const out: Array<{ target: string; removed: string[]; kept: string[] }> = [];
+      for (const target of job.targets) {
+        const backend = openBackend(target);
+        await requireDescriptor(backend, target.name);
+        const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus prune --job ${job.name}`, (m) => reporter.info(m));
+        try {
+          reporter.phase(`prune ${target.name}${opts.dryRun ? ' (dry run)' : ''}`);
+          const r = await pruneRepository(backend, job.retention, parseNow(opts.now), {
+            dryRun: Boolean(opts.dryRun),
+            reporter,
+            target: target.name,
+            allowAfterSuspicious: Boolean(opts.ignoreSuspicious),
+          });
+          out.push({ target: target.name, removed: r.removed, kept: r.kept.map((g) => `${g.level}/${g.id}`) });
+        } finally {
+          await lock?.release();
+        }
+      }
+      if (opts.json) printJson(ctx, out);
+      else for (const t of out) ctx.stdout.write(`${t.target}: ${opts.dryRun ? 'would remove' : 'removed'} ${t.removed.length}, kept ${t.kept.length}\n`);
+      done(ExitCode.ok);
+    });
+}

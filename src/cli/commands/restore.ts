@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { openingFor } from '../../jobs/keys.js';
+import { runRestore } from '../../jobs/restore.js';
+import { loadJob, printJson, reporterFor, type CommandContext, type JobOptions } from '../context.js';
+
+interface RestoreOptions extends JobOptions {
+  target?: string;
+  at: string;
+  to: string;
+  path: string[];
+  overwrite?: boolean;
+  key?: string;
+  json?: boolean;
+}
+
+export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
+  program
+    .command('restore')
+    .summary('restore a restore point, or some paths of it, into a folder')
+    .description(
+      'Restore a restore point into a folder. Files are written to a hidden staging folder inside\n' +
+        '--to, checked against the manifest\'s sha256, and moved into place only when all is well:\n' +
+        'a failed restore leaves nothing behind that looks complete.\n\n' +
+        'The private key comes from --key or $CERBERUS_PRIVATE_KEY_FILE, its passphrase from\n' +
+        '$CERBERUS_KEY_PASSPHRASE (or the file in $CERBERUS_KEY_PASSPHRASE_FILE).',
+    )
+    .requiredOption('-c, --config <file>', 'the YAML config file')
+    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
+    .option('-t, --target <name>', 'the target to restore from (default: the job\'s first)')
+    .requiredOption('--at <point>', 'latest, a date YYYY-MM-DD (newest point on or before that day), or an id')
+    .requiredOption('--to <dir>', 'the folder to restore into (empty or absent, unless --overwrite)')
+    .option('--path <glob>', 'restore only matching paths (repeatable), e.g. --path "reports/**"', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--overwrite', 'restore into a non-empty folder, replacing files that are there')
+    .option('--key <file>', 'the private key file')
+    .option('--json', 'print the result as JSON on stdout')
+    .addHelpText('after', '\nExamples:\n  cerberus restore -c cerberus.yaml --at latest --to /tmp/restore --key keys/cerberus.key.asc\n  cerberus restore -c cerberus.yaml --at 2026-11-01 --to /tmp/r --path "invoices/**"')
+    .action(async (opts: RestoreOptions) => {
+      const job = await loadJob(ctx, opts);
+      const opening = await openingFor(job, opts.key, ctx.env);
+      const result = await runRestore(job, {
+        at: opts.at,
+        to: opts.to,
+        paths: opts.path,
+        overwrite: Boolean(opts.overwrite),
+        opening,
+        reporter: reporterFor(ctx, Boolean(opts.json)),
+        ...(opts.target !== undefined ? { target: opts.target } : {}),
+      });
+      if (opts.json) printJson(ctx, result);
+      else ctx.stdout.write(`restored ${result.level}/${result.id} from ${result.target}: ${result.files} files into ${result.to}\n`);
+      done(ExitCode.ok);
+    });
+}

@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { openingFor } from '../../jobs/keys.js';
+import { runVerify } from '../../jobs/verify.js';
+import { loadJob, printJson, reporterFor, type CommandContext, type JobOptions } from '../context.js';
+
+export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
+  program
+    .command('verify')
+    .summary('check every restore point on every target')
+    .description(
+      'Quick (default, no key needed): the structure, every chain, and every file against its\n' +
+        'SHA256SUMS. --full: also decrypt everything and check every file against the manifest\n' +
+        '(needs the private key, as for restore). Exit 1 when anything is wrong.',
+    )
+    .requiredOption('-c, --config <file>', 'the YAML config file')
+    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
+    .option('--full', 'decrypt and check every file')
+    .option('--key <file>', 'the private key file, for --full')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (opts: JobOptions & { full?: boolean; key?: string; json?: boolean }) => {
+      const job = await loadJob(ctx, opts);
+      const opening = opts.full ? await openingFor(job, opts.key, ctx.env) : undefined;
+      const reporter = reporterFor(ctx, Boolean(opts.json));
+      const result = await runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter });
+      if (opts.json) printJson(ctx, result);
+      else {
+        for (const l of result.leftovers) ctx.stdout.write(`leftover (prune clears it): ${l}\n`);
+        ctx.stdout.write(
+          result.problems.length === 0
+            ? `${result.checked} restore points checked${opts.full ? ' (full)' : ''}: no problems\n`
+            : `${result.checked} restore points checked: ${result.problems.length} problems\n`,
+        );
+      }
+      done(result.problems.length > 0 ? ExitCode.failed : ExitCode.ok);
+    });
+}

@@ -1,0 +1,44 @@
+import path from 'node:path';
+import { loadConfig, selectJob, type JobConfig } from '../config/index.js';
+import { usageError } from '../errors.js';
+import { defaultStateDir } from '../engine/state-cache.js';
+import { ConsoleReporter, type Reporter } from '../report/log.js';
+
+/** What every command gets: its environment and where to speak. */
+export interface CommandContext {
+  env: NodeJS.ProcessEnv;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  cwd: string;
+}
+
+export interface JobOptions {
+  config: string;
+  job?: string;
+}
+
+export async function loadJob(ctx: CommandContext, opts: JobOptions): Promise<JobConfig> {
+  const config = await loadConfig(path.resolve(ctx.cwd, opts.config), ctx.env);
+  return selectJob(config, opts.job);
+}
+
+export function reporterFor(ctx: CommandContext, quiet = false): Reporter {
+  return new ConsoleReporter(ctx.stderr, quiet);
+}
+
+export function parseNow(now: string | undefined): Date {
+  if (now === undefined) return new Date();
+  const d = new Date(now);
+  if (Number.isNaN(d.getTime())) {
+    throw usageError(`--now ${now} is not a date and time`, 'use ISO 8601, e.g. 2026-11-22T03:00:00Z');
+  }
+  return d;
+}
+
+export function stateDir(ctx: CommandContext): string {
+  return defaultStateDir(ctx.env);
+}
+
+export function printJson(ctx: CommandContext, value: unknown): void {
+  ctx.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

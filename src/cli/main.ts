@@ -1,0 +1,66 @@
+import { Command, CommanderError } from 'commander';
+import { describeError, ExitCode, exitCodeFor } from '../errors.js';
+import { VERSION } from '../version.js';
+import type { CommandContext } from './context.js';
+import * as backup from './commands/backup.js';
+import * as init from './commands/init.js';
+import * as keygen from './commands/keygen.js';
+import * as list from './commands/list.js';
+import * as prune from './commands/prune.js';
+import * as restore from './commands/restore.js';
+import * as verify from './commands/verify.js';
+
+const COMMANDS = [keygen, init, backup, list, restore, verify, prune];
+
+/** Runs the CLI and returns the exit code. Only bin/cerberus.ts calls process.exit. */
+export async function main(argv: string[], ctx: Partial<CommandContext> = {}): Promise<number> {
+  const context: CommandContext = {
+    env: ctx.env ?? process.env,
+    stdout: ctx.stdout ?? process.stdout,
+    stderr: ctx.stderr ?? process.stderr,
+    cwd: ctx.cwd ?? process.cwd(),
+  };
+  let code: number = ExitCode.ok;
+  const done = (c: number) => {
+    code = c;
+  };
+  const program = new Command('cerberus')
+    .description(
+      'Encrypted, generational backups of documents to storage nobody has to trust.\n' +
+        'Every backup can be restored with gpg and tar alone; see RESTORE.md in each repository.',
+    )
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => context.stdout.write(s),
+      writeErr: (s) => context.stderr.write(s),
+    })
+    .addHelpText(
+      'after',
+      '\nQuick start:\n' +
+        '  cerberus keygen --out keys\n' +
+        '  cerberus init    -c cerberus.yaml\n' +
+        '  cerberus backup  -c cerberus.yaml\n' +
+        '  cerberus list    -c cerberus.yaml\n' +
+        '  cerberus restore -c cerberus.yaml --at latest --to /tmp/restore --key keys/cerberus.key.asc\n\n' +
+        'Exit codes: 0 ok, 1 failed, 2 usage or config error, 3 warnings or a guard tripped, 4 locked.',
+    );
+  for (const c of COMMANDS) {
+    c.register(program, context, done);
+  }
+  for (const sub of program.commands) sub.exitOverride().showHelpAfterError('(run with --help for usage)');
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+      return ExitCode.usage; // commander already printed the message
+    }
+    context.stderr.write(`cerberus: error: ${describeError(err)}\n`);
+    if (context.env.CERBERUS_DEBUG && err instanceof Error && err.stack) context.stderr.write(err.stack + '\n');
+    return exitCodeFor(err);
+  }
+}

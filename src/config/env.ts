@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { configError } from '../errors.js';
+
+export type Env = Record<string, string>;
+
+/**
+ * The environment used for interpolation: `base` wins, then `.env` in the config file's folder,
+ * then `.env` in the working directory. Nothing is written to process.env.
+ */
+export async function buildEnv(configDir: string, base: NodeJS.ProcessEnv, cwd: string): Promise<Env> {
+  const dirs = [configDir];
+  if (path.resolve(cwd) !== path.resolve(configDir)) dirs.push(cwd);
+  const merged = Object.create(null) as Env; // no prototype: keys like __proto__ stay plain
+  for (const [k, v] of Object.entries(base)) if (v !== undefined) merged[k] = v;
+  for (const dir of dirs) {
+    const vars = await readDotEnv(path.join(dir, '.env'));
+    for (const [k, v] of Object.entries(vars)) if (v !== undefined && !Object.hasOwn(merged, k)) merged[k] = v;
+  }
+  return merged;
+}
+
+async function readDotEnv(file: string): Promise<NodeJS.Dict<string>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // EISDIR: a Python virtualenv is often called .env
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return {};
+    throw configError(`cannot read ${file}: ${code ?? String(err)}`, 'check its permissions or remove it');
+  }
+  return parseEnv(text);
+}
+
+export type Interpolated =
+  | { ok: true; value: string; vars: string[] }
+  | { ok: false; missing: string }
+  | { ok: false; malformed: string };
+
+const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Replaces `${NAME}` with its value; `$${` stands for a literal `${`. Other `$` are left alone. */
+export function interpolate(text: string, env: Env): Interpolated {
+  if (!text.includes('${')) return { ok: true, value: text, vars: [] };
+  let out = '';
+  const vars: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    if (text.startsWith('$${', i)) {
+      out += '${';
+      i += 3;
+    } else if (text.startsWith('${', i)) {
+      const end = text.indexOf('}', i + 2);
+      if (end < 0) return { ok: false, malformed: 'has a "${" without a closing "}" (write $${ for a literal ${)' };
+      const name = text.slice(i + 2, end);
+      if (!VAR_NAME.test(name)) {
+        return { ok: false, malformed: `uses \${${name}}, which is not a valid variable name (write $\${ for a literal \${)` };
+      }
+      const value = Object.hasOwn(env, name) ? env[name] : undefined;
+      if (value === undefined) return { ok: false, missing: name };
+      out += value;
+      vars.push(name);
+      i = end + 1;
+    } else {
+      out += text[i];
+      i += 1;
+    }
+  }
+  return { ok: true, value: out, vars };
+}

@@ -1,0 +1,203 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { CerberusError } from '../errors.js';
+import type { EncryptionConfig, JobConfig } from './types.js';
+import { parseDuration, parsePercent, parseSize } from './units.js';
+
+export interface SchemaContext {
+  /** the config file's folder */
+  dir: string;
+  home: string;
+  defaultTimezone: string;
+}
+
+export const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
+export const MIN_VOLUME_SIZE = 4096;
+const DEFAULT_VOLUME_SIZE = '512MiB';
+
+const nameSchema = z.string().regex(NAME_PATTERN, { error: 'must use only letters, digits, ".", "_" and "-"' });
+
+/** null (a key written with nothing after it) means "use the default", like a missing key */
+function orDefault(fallback: unknown) {
+  return (v: unknown) => (v === null || v === undefined ? fallback : v);
+}
+
+/** Integer counts; digit strings pass too, since values interpolated from ${VAR} are strings. */
+function count(min: number, fallback: number) {
+  return z.preprocess(
+    (v) => {
+      const w = orDefault(fallback)(v);
+      return typeof w === 'string' && /^\s*\d+\s*$/.test(w) ? Number(w) : w;
+    },
+    z.number().int().min(min),
+  );
+}
+
+/** A value in a unit (size, duration, percentage) parsed by one of the public parsers. */
+function unit(parse: (s: string | number) => number, fallback: string, what: string) {
+  return z.preprocess(
+    orDefault(fallback),
+    z.union([z.string(), z.number()], { error: `expected ${what}` }).transform((v, ctx) => {
+      try {
+        return parse(v);
+      } catch (err) {
+        if (!(err instanceof CerberusError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.hint ? `${err.message} (${err.hint})` : err.message });
+        return z.NEVER;
+      }
+    }),
+  );
+}
+
+function pathSchema(ctx: SchemaContext) {
+  return z
+    .string()
+    .min(1)
+    .transform((p, zctx) => {
+      if (p === '~' || p.startsWith('~/')) return path.resolve(ctx.home, p.slice(2));
+      if (p.startsWith('~')) {
+        zctx.addIssue({ code: 'custom', message: `${JSON.stringify(p)}: only ~/ (your own home folder) is supported` });
+        return z.NEVER;
+      }
+      return path.resolve(ctx.dir, p);
+    });
+}
+
+function isValidTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function machineTimezone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+}
+
+export function makeSchema(ctx: SchemaContext) {
+  const absPath = pathSchema(ctx);
+
+  const sourceShape = {
+    paths: z
+      .array(absPath)
+      .min(1)
+      .superRefine((paths, zctx) => {
+        const seen = new Map<string, number>();
+        paths.forEach((p, i) => {
+          const base = path.basename(p);
+          if (base === '') {
+            zctx.addIssue({ code: 'custom', path: [i], message: `${JSON.stringify(p)} has no name to restore it under; list the folders inside it instead` });
+            return;
+          }
+          // compared case-insensitively: they would collide when restored on macOS or Windows
+          const key = base.toLowerCase();
+          const first = seen.get(key);
+          if (first === undefined) {
+            seen.set(key, i);
+          } else {
+            zctx.addIssue({
+              code: 'custom',
+              path: [i],
+              message: `${JSON.stringify(p)} and ${JSON.stringify(paths[first])} (paths[${first}]) have the same name ${JSON.stringify(base)}; each source is restored under its own name, so names must differ`,
+            });
+          }
+        });
+      }),
+    exclude: z.preprocess(orDefault([]), z.array(z.string().min(1))),
+  };
+
+  const encryptionShape = {
+    kind: z.literal('openpgp'),
+    recipients: z.array(absPath).min(1).optional(),
+    passphrase: z.string().min(1).optional(),
+    compression: z.preprocess(orDefault('none'), z.enum(['none', 'zlib'])),
+  };
+  const encryption = z.strictObject(encryptionShape).transform((e, zctx): EncryptionConfig => {
+    if (e.recipients && e.passphrase !== undefined) {
+      zctx.addIssue({ code: 'custom', path: ['passphrase'], message: 'give either recipients or a passphrase, not both' });
+      return z.NEVER;
+    }
+    if (e.recipients) return { kind: e.kind, recipients: e.recipients, compression: e.compression };
+    if (e.passphrase !== undefined) return { kind: e.kind, recipients: [], passphrase: e.passphrase, compression: e.compression };
+    zctx.addIssue({ code: 'custom', message: 'needs recipients (public key files) or a passphrase' });
+    return z.NEVER;
+  });
+
+  const localTargetShape = { name: nameSchema, type: z.literal('local'), path: absPath };
+  // webdav/s3 targets join this union
+  const target = z.discriminatedUnion('type', [z.strictObject(localTargetShape)]);
+  const targets = z
+    .array(target)
+    .min(1)
+    .superRefine((list, zctx) => {
+      const seen = new Map<string, number>();
+      list.forEach((t, i) => {
+        const first = seen.get(t.name);
+        if (first === undefined) seen.set(t.name, i);
+        else zctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate target name ${JSON.stringify(t.name)} (also targets[${first}])` });
+      });
+    });
+
+  const retentionShape = {
+    daily: count(0, 7),
+    weekly: count(0, 5),
+    monthly: count(0, 12),
+    quarterly: count(1, 8),
+    keepWithin: unit(parseDuration, '2d', 'a duration like 2d or 12h'),
+  };
+  const retention = z.strictObject(retentionShape).transform((r) => ({
+    daily: r.daily,
+    weekly: r.weekly,
+    monthly: r.monthly,
+    quarterly: r.quarterly,
+    keepWithinMs: r.keepWithin,
+  }));
+
+  const guardsShape = {
+    maxShrink: unit(parsePercent, '30%', 'a percentage like 30%'),
+    maxChanged: unit(parsePercent, '50%', 'a percentage like 50%'),
+    minFiles: count(0, 1),
+  };
+
+  const jobShape = {
+    source: z.strictObject(sourceShape),
+    encryption,
+    targets,
+    retention: z.preprocess(orDefault({}), retention),
+    guards: z.preprocess(orDefault({}), z.strictObject(guardsShape)),
+    timezone: z.preprocess(
+      orDefault(ctx.defaultTimezone),
+      z.string().refine(isValidTimezone, { error: 'unknown time zone (use an IANA name like Europe/Paris or UTC)' }),
+    ),
+    volumeSize: unit(parseSize, DEFAULT_VOLUME_SIZE, 'a size like 512MiB').refine((n) => n >= MIN_VOLUME_SIZE, {
+      error: `must be at least ${MIN_VOLUME_SIZE} bytes (4KiB)`,
+    }),
+  };
+  const job = z.strictObject(jobShape).transform((j): Omit<JobConfig, 'name'> => j);
+
+  const topShape = {
+    jobs: z
+      .record(z.string().regex(NAME_PATTERN, { error: 'job names must use only letters, digits, ".", "_" and "-"' }), job)
+      .refine((jobs) => Object.keys(jobs).length > 0, { error: 'define at least one job' }),
+  };
+  const schema = z.strictObject(topShape);
+
+  // for "did you mean" on unknown keys; '*' is a job name, '#' a list index
+  const knownKeys = new Map<string, string[]>([
+    ['', Object.keys(topShape)],
+    ['jobs.*', Object.keys(jobShape)],
+    ['jobs.*.source', Object.keys(sourceShape)],
+    ['jobs.*.encryption', Object.keys(encryptionShape)],
+    ['jobs.*.targets.#', Object.keys(localTargetShape)],
+    ['jobs.*.retention', Object.keys(retentionShape)],
+    ['jobs.*.guards', Object.keys(guardsShape)],
+  ]);
+
+  return { schema, knownKeys };
+}
+
+export function keyPattern(p: readonly PropertyKey[]): string {
+  return p.map((seg, i) => (p[0] === 'jobs' && i === 1 ? '*' : typeof seg === 'number' ? '#' : String(seg))).join('.');
+}

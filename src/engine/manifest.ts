@@ -1,0 +1,141 @@
+import { z } from 'zod';
+import { CerberusError } from '../errors.js';
+import { LEVELS } from './levels.js';
+
+/**
+ * The manifest: the FULL state at one restore point, and for each file which generation of
+ * the chain holds its bytes. It is the only thing restore trusts about names.
+ */
+
+/** A relative path that cannot leave the folder it is restored into. */
+export function isSafeRelativePath(p: string): boolean {
+  if (p === '' || p.startsWith('/') || p.includes('\0')) return false;
+  return p.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+}
+
+const safePath = z.string().refine(isSafeRelativePath, { message: 'unsafe path' });
+const nsTime = z.string().regex(/^-?\d+$/);
+const genId = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{6}Z$/);
+
+const fileEntry = z.object({
+  path: safePath,
+  type: z.literal('file'),
+  size: z.number().int().nonnegative(),
+  mtimeNs: nsTime,
+  mode: z.number().int().nonnegative(),
+  uid: z.number().int().nonnegative(),
+  gid: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  holder: genId,
+});
+const dirEntry = z.object({
+  path: safePath,
+  type: z.literal('dir'),
+  mtimeNs: nsTime,
+  mode: z.number().int().nonnegative(),
+  uid: z.number().int().nonnegative(),
+  gid: z.number().int().nonnegative(),
+});
+const symlinkEntry = z.object({
+  path: safePath,
+  type: z.literal('symlink'),
+  mtimeNs: nsTime,
+  mode: z.number().int().nonnegative(),
+  uid: z.number().int().nonnegative(),
+  gid: z.number().int().nonnegative(),
+  target: z.string().min(1),
+});
+
+export const manifestEntrySchema = z.discriminatedUnion('type', [fileEntry, dirEntry, symlinkEntry]);
+export type ManifestEntry = z.infer<typeof manifestEntrySchema>;
+export type FileEntry = z.infer<typeof fileEntry>;
+
+export const manifestSchema = z.object({
+  format: z.literal(1),
+  job: z.string(),
+  id: genId,
+  level: z.enum(LEVELS),
+  parent: genId.nullable(),
+  /** ids from the full generation to this one */
+  chain: z.array(genId).min(1),
+  createdAt: z.string(),
+  roots: z.array(z.string()),
+  entries: z.array(manifestEntrySchema),
+  stats: z.object({
+    files: z.number().int(),
+    dirs: z.number().int(),
+    symlinks: z.number().int(),
+    bytes: z.number(),
+    storedFiles: z.number().int(),
+    storedBytes: z.number(),
+    deleted: z.number().int(),
+  }),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export function parseManifest(json: string, what: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new CerberusError('INTEGRITY', `${what} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue ? issue.path.join('.') : '';
+    const kind = issue?.message === 'unsafe path' ? 'UNSAFE_PATH' : 'INTEGRITY';
+    throw new CerberusError(kind, `${what} is malformed at ${where}: ${issue?.message ?? 'invalid'}`, {
+      hint: 'the repository may have been tampered with; restore from another target',
+    });
+  }
+  const m = parsed.data;
+  if (m.chain[m.chain.length - 1] !== m.id) {
+    throw new CerberusError('INTEGRITY', `${what}: its chain does not end with its own id ${m.id}`);
+  }
+  checkNoWriteThroughLinks(m.entries, what);
+  return m;
+}
+
+/**
+ * Every ancestor of an entry must be a directory of the manifest (or the root): otherwise a
+ * file could be written through a symlink, out of the restore folder.
+ */
+function checkNoWriteThroughLinks(entries: ManifestEntry[], what: string): void {
+  const kinds = new Map<string, ManifestEntry['type']>();
+  for (const e of entries) {
+    if (kinds.has(e.path)) throw new CerberusError('INTEGRITY', `${what} lists ${e.path} twice`);
+    kinds.set(e.path, e.type);
+  }
+  for (const e of entries) {
+    let i = e.path.lastIndexOf('/');
+    while (i > 0) {
+      const anc = e.path.slice(0, i);
+      const k = kinds.get(anc);
+      if (k !== undefined && k !== 'dir') {
+        throw new CerberusError('UNSAFE_PATH', `${what}: ${e.path} would be written through the ${k} ${anc}`, {
+          hint: 'the repository may have been tampered with; nothing was restored',
+        });
+      }
+      i = anc.lastIndexOf('/');
+    }
+  }
+}
+
+/** Deterministic order: paths sorted by UTF-16 code units, parents before children. */
+export function sortEntries<T extends { path: string }>(entries: T[]): T[] {
+  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+export function manifestTsv(entries: ManifestEntry[]): string {
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+  const lines = ['# path\ttype\tsize\tmode\tmtime_ns\tsha256\tholder\tlink_target'];
+  for (const e of entries) {
+    const size = e.type === 'file' ? String(e.size) : '';
+    const sha = e.type === 'file' ? e.sha256 : '';
+    const holder = e.type === 'file' ? e.holder : '';
+    const target = e.type === 'symlink' ? esc(e.target) : '';
+    lines.push([esc(e.path), e.type, size, (e.mode & 0o7777).toString(8), e.mtimeNs, sha, holder, target].join('\t'));
+  }
+  return lines.join('\n') + '\n';
+}

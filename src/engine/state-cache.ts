@@ -1,0 +1,105 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ioError } from '../errors.js';
+import { parseManifest, type Manifest } from './manifest.js';
+
+/**
+ * The local state cache. Per repository it keeps the plaintext manifests of the generations
+ * that can still be parents (the backup machine cannot decrypt the ones on the target); per
+ * job it keeps file hashes keyed by stat data, so only what looks changed is read twice.
+ */
+
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CERBERUS_STATE_DIR) return path.resolve(env.CERBERUS_STATE_DIR);
+  const xdg = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  return path.join(xdg, 'cerberus');
+}
+
+export interface HashRecord {
+  size: number;
+  mtimeNs: string;
+  ctimeNs: string;
+  ino: string;
+  sha256: string;
+}
+
+async function writeAtomic(file: string, data: string): Promise<void> {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.writeFile(tmp, data);
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw ioError(err, `cannot write the state cache ${file}`);
+  }
+}
+
+const safeName = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
+
+export class StateCache {
+  readonly jobDir: string;
+  readonly repoDir: string;
+
+  constructor(stateDir: string, job: string, repoId: string) {
+    this.jobDir = path.join(stateDir, safeName(job));
+    this.repoDir = path.join(this.jobDir, 'repos', safeName(repoId));
+  }
+
+  /** a scratch folder on the local disk, for spooling volumes */
+  async scratch(): Promise<string> {
+    const dir = path.join(this.jobDir, 'tmp');
+    await fsp.mkdir(dir, { recursive: true }).catch((err: unknown) => {
+      throw ioError(err, `cannot create ${dir} (set CERBERUS_STATE_DIR to a writable folder)`);
+    });
+    return fsp.mkdtemp(path.join(dir, 'run-'));
+  }
+
+  async loadManifest(id: string): Promise<Manifest | undefined> {
+    const file = path.join(this.repoDir, `${id}.json`);
+    let text: string;
+    try {
+      text = await fsp.readFile(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      const m = parseManifest(text, file);
+      return m.id === id ? m : undefined;
+    } catch {
+      return undefined; // a damaged cache is a missing cache: the next generation is full
+    }
+  }
+
+  async saveManifest(m: Manifest): Promise<void> {
+    await writeAtomic(path.join(this.repoDir, `${m.id}.json`), JSON.stringify(m));
+  }
+
+  /** Drops cached manifests of generations that can no longer be parents. */
+  async retain(ids: Set<string>): Promise<void> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.repoDir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (n.endsWith('.json') && !ids.has(n.slice(0, -5))) await fsp.rm(path.join(this.repoDir, n), { force: true });
+    }
+  }
+
+  async loadHashes(): Promise<Map<string, HashRecord>> {
+    try {
+      const raw = JSON.parse(await fsp.readFile(path.join(this.jobDir, 'hashes.json'), 'utf8')) as Record<string, HashRecord>;
+      return new Map(Object.entries(raw));
+    } catch {
+      return new Map();
+    }
+  }
+
+  async saveHashes(hashes: Map<string, HashRecord>): Promise<void> {
+    await writeAtomic(path.join(this.jobDir, 'hashes.json'), JSON.stringify(Object.fromEntries(hashes)));
+  }
+}

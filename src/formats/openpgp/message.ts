@@ -1,0 +1,105 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import * as openpgp from 'openpgp';
+import { CerberusError } from '../../errors.js';
+
+/** Who can open a message: public keys, or a symmetric passphrase. */
+export type Sealing = { keys: openpgp.PublicKey[] } | { passphrase: string };
+export type Opening = { key: openpgp.PrivateKey } | { passphrase: string };
+export type Compression = 'none' | 'zlib';
+
+// SEIPD v1 (no AEAD) and v4 keys: what GnuPG 2.2 in Debian stable reads.
+const baseConfig = { aeadProtect: false, v6Keys: false } as const;
+
+function sealOptions(sealing: Sealing) {
+  return 'keys' in sealing ? { encryptionKeys: sealing.keys } : { passwords: [sealing.passphrase] };
+}
+
+function compressionConfig(c: Compression) {
+  return {
+    ...baseConfig,
+    preferredCompressionAlgorithm: c === 'zlib' ? openpgp.enums.compression.zlib : openpgp.enums.compression.uncompressed,
+  };
+}
+
+/** Encrypts a byte stream as one OpenPGP message, streaming with bounded memory. */
+export async function encryptStream(input: Readable, sealing: Sealing, compression: Compression): Promise<Readable> {
+  const message = await openpgp.createMessage({
+    binary: Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>,
+    format: 'binary',
+  });
+  const out = await openpgp.encrypt({
+    message,
+    ...sealOptions(sealing),
+    format: 'binary',
+    config: compressionConfig(compression),
+  });
+  return Readable.fromWeb(out as unknown as WebReadableStream<Uint8Array>);
+}
+
+export async function encryptBuffer(data: Uint8Array, sealing: Sealing, compression: Compression): Promise<Uint8Array> {
+  const message = await openpgp.createMessage({ binary: data, format: 'binary' });
+  return openpgp.encrypt({ message, ...sealOptions(sealing), format: 'binary', config: compressionConfig(compression) });
+}
+
+function openOptions(opening: Opening) {
+  return 'key' in opening ? { decryptionKeys: opening.key } : { passwords: [opening.passphrase] };
+}
+
+/** Maps openpgp.js failures to errors a user can act on. */
+export function decryptionError(err: unknown, what: string): CerberusError {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/session key|no (decryption|matching) key|Error decrypting message: (Session|No)/i.test(msg)) {
+    return new CerberusError('KEY', `cannot decrypt ${what}: the key or passphrase does not open it`, {
+      hint: 'use the private key whose public key the repository was made for (see cerberus.json)',
+    });
+  }
+  if (/Modification detected|MDC|integrity|Unexpected end|packet|Malformed|Unsupported|Unknown|checksum/i.test(msg)) {
+    return new CerberusError('INTEGRITY', `${what} is damaged: ${msg}`, {
+      hint: 'restore from another target or an older restore point; run `cerberus verify`',
+    });
+  }
+  return new CerberusError('INTEGRITY', `cannot decrypt ${what}: ${msg}`);
+}
+
+/** Decrypts a small message whole: integrity is checked before anything is returned. */
+export async function decryptBuffer(data: Uint8Array, opening: Opening, what: string): Promise<Uint8Array> {
+  try {
+    const message = await openpgp.readMessage({ binaryMessage: data });
+    const { data: out } = await openpgp.decrypt({ message, ...openOptions(opening), format: 'binary', config: baseConfig });
+    return out;
+  } catch (err) {
+    throw decryptionError(err, what);
+  }
+}
+
+/**
+ * Decrypts a stream. Plaintext is released before the final integrity check (otherwise the
+ * whole message would be buffered); callers must treat output as provisional until the stream
+ * ends without error, and check every file's own sha256.
+ */
+export async function decryptStream(input: Readable, opening: Opening, what: string): Promise<Readable> {
+  try {
+    const message = await openpgp.readMessage({
+      binaryMessage: Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>,
+    });
+    const { data } = await openpgp.decrypt({
+      message,
+      ...openOptions(opening),
+      format: 'binary',
+      config: { ...baseConfig, allowUnauthenticatedStream: true },
+    });
+    const out = Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>);
+    const mapped = new Readable({ read() {} });
+    out.on('data', (c: Uint8Array) => {
+      if (!mapped.push(c)) out.pause();
+    });
+    mapped._read = () => out.resume();
+    out.on('end', () => mapped.push(null));
+    out.on('error', (err) => mapped.destroy(decryptionError(err, what)));
+    mapped.on('close', () => out.destroy());
+    return mapped;
+  } catch (err) {
+    throw decryptionError(err, what);
+  }
+}

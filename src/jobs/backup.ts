@@ -1,0 +1,498 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { PassThrough, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { JobConfig, TargetConfig } from '../config/index.js';
+import { CerberusError, describeError } from '../errors.js';
+import { checkGuards } from '../engine/guards.js';
+import { chooseLevel, chooseParent, generationId, LEVELS, type Level } from '../engine/levels.js';
+import { manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
+import { StateCache, type HashRecord } from '../engine/state-cache.js';
+import { Excluder, RESERVED_DIR, walkSource, type SourceEntry } from '../engine/walk.js';
+import { encryptBuffer, encryptStream, type Compression, type Sealing } from '../formats/openpgp/message.js';
+import { ExactLength, TarWriter } from '../formats/tar.js';
+import { VolumeSink } from '../formats/volumes.js';
+import { requireDescriptor } from '../repository/descriptor.js';
+import { GenerationWriter, INFO, MANIFEST, listGenerations, type Generation, type GenerationInfo } from '../repository/generations.js';
+import { sha256Hex } from '../repository/io.js';
+import { acquireLock } from '../repository/lock.js';
+import { openBackend } from '../storage/open.js';
+import type { Backend } from '../storage/backend.js';
+import type { Reporter } from '../report/log.js';
+import { formatBytes } from '../report/format.js';
+import { checkRecipients, sealingFor } from './keys.js';
+import { pruneRepository } from './prune.js';
+import { VERSION } from '../version.js';
+
+export interface BackupOptions {
+  now: Date;
+  dryRun: boolean;
+  rehash: boolean;
+  stateDir: string;
+  reporter: Reporter;
+}
+
+export interface BackupStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  storedFiles: number;
+  storedBytes: number;
+  deleted: number;
+  changedFiles: number;
+  uploadedBytes: number;
+}
+
+export interface TargetBackupResult {
+  target: string;
+  status: 'committed' | 'failed' | 'dry-run';
+  id?: string;
+  level?: Level;
+  parent?: string | null;
+  suspicious: string[];
+  /** problems that make the run end with warnings: unreadable or changing files, odd files */
+  problems: string[];
+  stats?: BackupStats;
+  pruned: string[];
+  error?: string;
+}
+
+export interface BackupResult {
+  job: string;
+  targets: TargetBackupResult[];
+}
+
+export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
+  const { sealing, recipients } = await sealingFor(job);
+  const results: TargetBackupResult[] = [];
+  for (const target of job.targets) {
+    try {
+      results.push(await backupTarget(job, target, sealing, recipients, opts));
+    } catch (err) {
+      if (err instanceof CerberusError && (err.code === 'LOCKED' || err.code === 'USAGE' || err.code === 'CONFIG')) throw err;
+      opts.reporter.warn(`target ${target.name}: ${describeError(err)}`);
+      results.push({ target: target.name, status: 'failed', suspicious: [], problems: [], pruned: [], error: describeError(err) });
+    }
+  }
+  return { job: job.name, targets: results };
+}
+
+async function backupTarget(
+  job: JobConfig,
+  target: TargetConfig,
+  sealing: Sealing,
+  recipients: Awaited<ReturnType<typeof sealingFor>>['recipients'],
+  opts: BackupOptions,
+): Promise<TargetBackupResult> {
+  const { reporter } = opts;
+  const backend = openBackend(target);
+  const descriptor = await requireDescriptor(backend, target.name);
+  checkRecipients(descriptor, recipients, job.encryption.passphrase !== undefined, target.name);
+  const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus backup --job ${job.name}`, (m) => reporter.info(m));
+  try {
+    const cache = new StateCache(opts.stateDir, job.name, descriptor.id);
+    const listing = await listGenerations(backend);
+    const newest = listing.committed[listing.committed.length - 1];
+    const id = generationId(opts.now);
+    if (newest && newest.id >= id) {
+      throw new CerberusError('USAGE', `target ${target.name} already has generation ${newest.id}, not older than this run (${id})`, {
+        hint: 'check the clock, or pass a later --now',
+      });
+    }
+    const trusted = listing.committed.filter((g) => g.info.suspicious.length === 0);
+    let level = chooseLevel(opts.now, trusted, job.timezone);
+    let parentGen = chooseParent(level, trusted);
+    let parent: Manifest | undefined;
+    if (parentGen) {
+      parent = await cache.loadManifest(parentGen.id);
+      if (!parent) {
+        reporter.info(`the state cache does not know ${parentGen.level}/${parentGen.id}, so this generation is a new full (quarterly) one`);
+        level = 'quarterly';
+        parentGen = undefined;
+      }
+    }
+    const previous = newest ? ((parent && parent.id === newest.id ? parent : await cache.loadManifest(newest.id)) ?? undefined) : undefined;
+    reporter.phase(
+      `${opts.dryRun ? '[dry run] ' : ''}backup ${job.name} → ${target.name}: ${level} ${id}` +
+        (parentGen ? ` (differential against ${parentGen.level}/${parentGen.id})` : ' (full)'),
+    );
+
+    const run = await produceGeneration({ job, backend, level, id, parent, previous, sealing, cache, opts });
+    const result: TargetBackupResult = {
+      target: target.name,
+      status: opts.dryRun ? 'dry-run' : 'committed',
+      id,
+      level,
+      parent: parentGen?.id ?? null,
+      suspicious: run.suspicious,
+      problems: run.problems,
+      stats: run.stats,
+      pruned: [],
+    };
+    if (opts.dryRun) return result;
+
+    await cache.saveManifest(run.manifest);
+    await cache.saveHashes(run.hashes);
+    const after = await listGenerations(backend);
+    await cache.retain(cacheWorthy(after.committed));
+
+    if (run.suspicious.length > 0) {
+      for (const r of run.suspicious) reporter.warn(`guard: ${r}`);
+      reporter.warn(`generation ${level}/${id} on ${target.name} is marked suspicious; nothing was pruned`);
+    } else if (run.unreadable > 0) {
+      reporter.info('some files could not be read, so nothing was pruned this time');
+    } else {
+      const pruned = await pruneRepository(backend, job.retention, opts.now, { dryRun: false, reporter, target: target.name });
+      result.pruned = pruned.removed;
+      await cache.retain(cacheWorthy((await listGenerations(backend)).committed));
+    }
+    return result;
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** The generations whose manifests the cache must keep: possible parents and the newest. */
+function cacheWorthy(committed: Generation[]): Set<string> {
+  const ids = new Set<string>();
+  const trusted = committed.filter((g) => g.info.suspicious.length === 0);
+  for (const level of LEVELS) {
+    const newest = trusted.filter((g) => g.level === level).at(-1);
+    if (newest) ids.add(newest.id);
+  }
+  const last = committed.at(-1);
+  if (last) ids.add(last.id);
+  return ids;
+}
+
+interface ProduceInput {
+  job: JobConfig;
+  backend: Backend;
+  level: Level;
+  id: string;
+  parent: Manifest | undefined;
+  previous: Manifest | undefined;
+  sealing: Sealing;
+  cache: StateCache;
+  opts: BackupOptions;
+}
+
+interface Produced {
+  manifest: Manifest;
+  hashes: Map<string, HashRecord>;
+  suspicious: string[];
+  problems: string[];
+  unreadable: number;
+  stats: BackupStats;
+}
+
+const sameStat = (r: HashRecord | undefined, e: SourceEntry) =>
+  r !== undefined && r.size === e.size && r.mtimeNs === e.mtimeNs && r.ctimeNs === e.ctimeNs && r.ino === e.ino;
+
+const sameMeta = (a: ManifestEntry, e: SourceEntry) =>
+  a.type === e.type && a.mode === e.mode && a.mtimeNs === e.mtimeNs && a.uid === e.uid && a.gid === e.gid;
+
+/** Walks the source, streams what changed since the parent into one encrypted tar, commits. */
+async function produceGeneration(input: ProduceInput): Promise<Produced> {
+  const { job, backend, level, id, parent, previous, sealing, cache, opts } = input;
+  const { reporter } = opts;
+  const compression: Compression = job.encryption.compression;
+  const parentIndex = new Map<string, ManifestEntry>((parent?.entries ?? []).map((e) => [e.path, e]));
+  const previousIndex =
+    previous && previous !== parent ? new Map<string, ManifestEntry>(previous.entries.map((e) => [e.path, e])) : parentIndex;
+  const parentChildren = new Map<string, ManifestEntry[]>();
+  for (const e of parent?.entries ?? []) {
+    const dir = e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : '';
+    const list = parentChildren.get(dir);
+    if (list) list.push(e);
+    else parentChildren.set(dir, [e]);
+  }
+  const oldHashes = opts.rehash ? new Map<string, HashRecord>() : await cache.loadHashes();
+  const hashes = new Map<string, HashRecord>();
+  const entries: ManifestEntry[] = [];
+  const seen = new Map<string, ManifestEntry['type']>();
+  const problems: string[] = [];
+  const rootsMissing: string[] = [];
+  let unreadable = 0;
+  const stats: BackupStats = {
+    files: 0, dirs: 0, symlinks: 0, bytes: 0, storedFiles: 0, storedBytes: 0, deleted: 0, changedFiles: 0, uploadedBytes: 0,
+  };
+
+  const problem = (msg: string) => {
+    problems.push(msg);
+    reporter.warn(msg);
+  };
+
+  // encryption pipeline: tar → OpenPGP → volumes → target
+  const spool = await cache.scratch();
+  const writer = new GenerationWriter(backend, level, id);
+  const tar = new TarWriter();
+  let pipelineDone: Promise<void> = Promise.resolve();
+  let sink: VolumeSink | undefined;
+  if (!opts.dryRun) {
+    await writer.begin();
+    sink = new VolumeSink(spool, job.volumeSize, async (v) => {
+      await writer.put(v.name, () => fs.createReadStream(v.file), v.size, v.sha256);
+      stats.uploadedBytes += v.size;
+      await fsp.rm(v.file, { force: true });
+    });
+    pipelineDone = encryptStream(tar.stream, sealing, compression).then((enc) => pipeline(enc, sink!));
+    pipelineDone.catch(() => undefined); // observed below; avoid an unhandled rejection meanwhile
+  }
+
+  /** dirs being walked, each with "something below me is in this archive" */
+  const open: boolean[] = [];
+  const markChanged = () => {
+    if (open.length > 0) open[open.length - 1] = true;
+  };
+
+  const carryOver = (prefix: string) => {
+    for (const e of parent?.entries ?? []) {
+      if ((e.path === prefix || e.path.startsWith(prefix + '/') || prefix === '') && !seen.has(e.path)) {
+        entries.push(e);
+        seen.set(e.path, e.type);
+        count(e);
+      }
+    }
+  };
+  const count = (e: ManifestEntry) => {
+    if (e.type === 'file') {
+      stats.files++;
+      stats.bytes += e.size;
+    } else if (e.type === 'dir') stats.dirs++;
+    else stats.symlinks++;
+  };
+
+  const storeFile = async (e: SourceEntry): Promise<FileEntry | undefined> => {
+    for (let attempt = 1; ; attempt++) {
+      let fh: fsp.FileHandle;
+      try {
+        fh = await fsp.open(e.abs, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+      try {
+        const before = await fh.stat({ bigint: true });
+        const size = Number(before.size);
+        const exact = new ExactLength(size);
+        const hash = createHash('sha256');
+        const tap = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            hash.update(chunk);
+            stats.storedBytes += chunk.length;
+            reporter.progress({ files: stats.files, bytes: stats.storedBytes });
+            cb(null, chunk);
+          },
+        });
+        const body = new PassThrough();
+        const read = pipeline(fh.createReadStream({ autoClose: false }), exact, tap, body);
+        const mtimeNs = before.mtimeNs.toString();
+        await Promise.all([
+          tar.addFile({ path: e.path, type: 'file', mode: e.mode, mtimeNs, size, uid: e.uid, gid: e.gid }, body),
+          read,
+        ]);
+        const after = await fsp.lstat(e.abs, { bigint: true }).catch(() => undefined);
+        const stable =
+          after !== undefined && after.size === before.size && after.mtimeNs === before.mtimeNs && exact.sourceBytes === size;
+        const sha256 = hash.digest('hex');
+        if (!stable && attempt < 2) continue; // the later copy in the archive wins on extraction
+        if (!stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
+        hashes.set(e.abs, { size, mtimeNs, ctimeNs: before.ctimeNs.toString(), ino: e.ino, sha256 });
+        return {
+          path: e.path, type: 'file', size, mtimeNs, mode: Number(before.mode & 0o7777n), uid: e.uid, gid: e.gid, sha256, holder: id,
+        };
+      } finally {
+        await fh.close();
+      }
+    }
+  };
+
+  const walkAll = async () => {
+    for await (const ev of walkSource(job.source.paths, new Excluder(job.source.exclude))) {
+      switch (ev.kind) {
+        case 'missing-root':
+          rootsMissing.push(ev.abs);
+          break;
+        case 'skipped':
+          problem(`skipped ${ev.abs}: ${ev.reason} (add it to source.exclude to silence this)`);
+          break;
+        case 'error':
+          unreadable++;
+          problem(`cannot read ${ev.abs}: ${ev.error.code ?? ev.error.message}; its last backed-up state is kept`);
+          carryOver(ev.path);
+          markChanged();
+          break;
+        case 'enter':
+          open.push(false);
+          break;
+        case 'leave': {
+          const below = open.pop() ?? false;
+          const e = ev.entry;
+          const p = parentIndex.get(e.path);
+          let changed = below || !p || !sameMeta(p, e);
+          if (!changed && p) {
+            // a child gone since the parent also changes this folder
+            changed = (parentChildren.get(e.path) ?? []).some((c) => seen.get(c.path) !== c.type);
+          }
+          const entry: ManifestEntry = { path: e.path, type: 'dir', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid };
+          if (changed) {
+            if (!opts.dryRun) await tar.addEntry({ path: e.path, type: 'directory', mode: e.mode, mtimeNs: e.mtimeNs, size: 0, uid: e.uid, gid: e.gid });
+            markChanged();
+          }
+          entries.push(entry);
+          seen.set(e.path, 'dir');
+          count(entry);
+          break;
+        }
+        case 'entry': {
+          const e = ev.entry;
+          const p = parentIndex.get(e.path);
+          if (e.type === 'symlink') {
+            const entry: ManifestEntry = { path: e.path, type: 'symlink', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, target: e.target ?? '' };
+            if (!p || p.type !== 'symlink' || p.target !== entry.target || !sameMeta(p, e)) {
+              if (!opts.dryRun) {
+                await tar.addEntry({ path: e.path, type: 'symlink', mode: e.mode, mtimeNs: e.mtimeNs, size: 0, uid: e.uid, gid: e.gid, linkTarget: entry.target });
+              }
+              markChanged();
+            }
+            entries.push(entry);
+            seen.set(e.path, 'symlink');
+            count(entry);
+            break;
+          }
+          // a regular file
+          const known = sameStat(oldHashes.get(e.abs), e) ? oldHashes.get(e.abs) : undefined;
+          const unchanged =
+            known !== undefined && p !== undefined && p.type === 'file' && p.sha256 === known.sha256 && p.size === e.size && sameMeta(p, e);
+          let entry: FileEntry | undefined;
+          if (unchanged) {
+            entry = { ...p, uid: e.uid, gid: e.gid };
+            hashes.set(e.abs, known);
+          } else if (opts.dryRun) {
+            stats.storedFiles++;
+            stats.storedBytes += e.size;
+            markChanged();
+            entry = { path: e.path, type: 'file', size: e.size, mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, sha256: known?.sha256 ?? '0'.repeat(64), holder: id };
+          } else {
+            try {
+              entry = await storeFile(e);
+            } catch (err) {
+              const code = (err as NodeJS.ErrnoException).code;
+              if (code === 'EACCES' || code === 'EPERM' || code === 'EIO' || code === 'ENXIO') {
+                unreadable++;
+                problem(`cannot read ${e.abs}: ${code}${p?.type === 'file' ? '; its last backed-up version is kept' : ''}`);
+                if (p?.type === 'file') {
+                  entries.push(p);
+                  seen.set(p.path, 'file');
+                  count(p);
+                }
+                continue;
+              }
+              throw err;
+            }
+            if (!entry) break; // vanished while we walked
+            stats.storedFiles++;
+            markChanged();
+          }
+          const prev = previousIndex.get(e.path);
+          if (prev?.type === 'file' && prev.sha256 !== entry.sha256) stats.changedFiles++;
+          entries.push(entry);
+          seen.set(e.path, 'file');
+          count(entry);
+          break;
+        }
+      }
+    }
+  };
+
+  try {
+    await walkAll();
+    const deleted = (parent?.entries ?? []).filter((e) => seen.get(e.path) !== e.type).map((e) => e.path);
+    stats.deleted = deleted.length;
+    sortEntries(entries);
+    // the real clock, not --now: tar warns about times in the future
+    const own = { mode: 0o644, mtimeNs: (BigInt(Date.now()) * 1_000_000n).toString(), uid: 0, gid: 0 };
+    const manifest: Manifest = {
+      format: 1,
+      job: job.name,
+      id,
+      level,
+      parent: parent?.id ?? null,
+      chain: [...(parent?.chain ?? []), id],
+      createdAt: opts.now.toISOString(),
+      roots: job.source.paths,
+      entries,
+      stats: {
+        files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, bytes: stats.bytes,
+        storedFiles: stats.storedFiles, storedBytes: stats.storedBytes, deleted: stats.deleted,
+      },
+    };
+    if (!opts.dryRun) {
+      await tar.addBuffer({ ...own, path: `${RESERVED_DIR}/deleted.txt` }, Buffer.from(deleted.map((p) => p + '\0').join('')));
+      await tar.addBuffer({ ...own, path: `${RESERVED_DIR}/manifest.tsv` }, Buffer.from(manifestTsv(entries)));
+      tar.finish();
+      await pipelineDone;
+    }
+    reporter.endProgress();
+
+    const suspicious = checkGuards(
+      {
+        rootsMissing,
+        current: { files: stats.files, bytes: stats.bytes },
+        previous: previous ? { files: previous.stats.files, bytes: previous.stats.bytes } : undefined,
+        changedFiles: stats.changedFiles,
+      },
+      job.guards,
+    );
+    reporter.info(
+      `${stats.files} files (${formatBytes(stats.bytes)}), ${stats.storedFiles} stored (${formatBytes(stats.storedBytes)}), ${stats.deleted} deleted since the parent`,
+    );
+    if (opts.dryRun) return { manifest, hashes, suspicious, problems, unreadable, stats };
+
+    const manifestBytes = await encryptBuffer(Buffer.from(JSON.stringify(manifest)), sealing, compression);
+    await writer.putBuffer(MANIFEST, manifestBytes, sha256Hex(manifestBytes));
+    const chainDirs = await chainDirsOf(manifest.chain, backend, level, id);
+    const info: GenerationInfo = {
+      format: 1,
+      id,
+      level,
+      parent: manifest.parent,
+      chain: manifest.chain,
+      chainDirs,
+      createdAt: manifest.createdAt,
+      suspicious,
+      volumes: sink!.volumes.length,
+      stats: { files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes },
+      createdBy: `cerberus ${VERSION}`,
+    };
+    const infoBytes = Buffer.from(JSON.stringify(info, null, 2) + '\n');
+    await writer.putBuffer(INFO, infoBytes, sha256Hex(infoBytes));
+    reporter.phase(`committing ${level}/${id} on ${backend.description}`);
+    await writer.commit();
+    return { manifest, hashes, suspicious, problems, unreadable, stats };
+  } catch (err) {
+    tar.destroy();
+    await pipelineDone.catch(() => undefined);
+    if (!opts.dryRun) await writer.abort();
+    throw err;
+  } finally {
+    await fsp.rm(spool, { recursive: true, force: true });
+  }
+}
+
+/** `level/id` of each generation of the chain, for RESTORE.md's shell loop. */
+async function chainDirsOf(chain: string[], backend: Backend, level: Level, id: string): Promise<string> {
+  const { committed } = await listGenerations(backend);
+  const byId = new Map(committed.map((g) => [g.id, g.level]));
+  return chain
+    .map((c) => {
+      const l = c === id ? level : byId.get(c);
+      if (!l) throw new CerberusError('INTEGRITY', `generation ${c} of this chain is missing on ${backend.description}`);
+      return `${l}/${c}`;
+    })
+    .join(' ');
+}
+

@@ -1,0 +1,57 @@
+import fsp from 'node:fs/promises';
+import type { JobConfig } from '../config/index.js';
+import { CerberusError, ioError } from '../errors.js';
+import { fingerprintOf, readPrivateKey, readPublicKeys } from '../formats/openpgp/keys.js';
+import type { Opening, Sealing } from '../formats/openpgp/message.js';
+import type { Descriptor } from '../repository/descriptor.js';
+
+/** How a job encrypts: its recipients' public keys, or its passphrase. */
+export async function sealingFor(job: JobConfig): Promise<{ sealing: Sealing; recipients: Descriptor['encryption']['recipients'] }> {
+  if (job.encryption.passphrase !== undefined) {
+    return { sealing: { passphrase: job.encryption.passphrase }, recipients: [] };
+  }
+  const keys = await readPublicKeys(job.encryption.recipients);
+  return {
+    sealing: { keys },
+    recipients: keys.map((k) => ({ fingerprint: fingerprintOf(k), userIds: k.getUserIDs() })),
+  };
+}
+
+/** The config must still encrypt to the keys the repository was made for. */
+export function checkRecipients(d: Descriptor, recipients: Descriptor['encryption']['recipients'], symmetric: boolean, target: string): void {
+  const want = new Set(d.encryption.recipients.map((r) => r.fingerprint));
+  const have = new Set(recipients.map((r) => r.fingerprint));
+  const same = want.size === have.size && [...want].every((f) => have.has(f));
+  if (!same || d.encryption.symmetric !== symmetric) {
+    throw new CerberusError('CONFIG', `target ${target}: the job's encryption does not match the repository's (cerberus.json lists ${d.encryption.symmetric ? 'a passphrase' : [...want].join(', ')})`, {
+      hint: 'use the keys the repository was made with, or init a new repository for new keys',
+    });
+  }
+}
+
+async function secretFromEnv(env: NodeJS.ProcessEnv, name: string): Promise<string | undefined> {
+  if (env[name] !== undefined) return env[name];
+  const file = env[`${name}_FILE`];
+  if (!file) return undefined;
+  try {
+    return (await fsp.readFile(file, 'utf8')).replace(/\r?\n$/, '');
+  } catch (err) {
+    throw ioError(err, `cannot read ${name}_FILE`);
+  }
+}
+
+export async function keyPassphrase(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  return secretFromEnv(env, 'CERBERUS_KEY_PASSPHRASE');
+}
+
+/** How a restore opens the repository: the private key, or the job's passphrase. */
+export async function openingFor(job: JobConfig, keyFile: string | undefined, env: NodeJS.ProcessEnv): Promise<Opening> {
+  if (job.encryption.passphrase !== undefined) return { passphrase: job.encryption.passphrase };
+  const file = keyFile ?? env.CERBERUS_PRIVATE_KEY_FILE;
+  if (!file) {
+    throw new CerberusError('KEY', 'restoring needs the private key', {
+      hint: 'pass --key FILE or set CERBERUS_PRIVATE_KEY_FILE, with its passphrase in CERBERUS_KEY_PASSPHRASE',
+    });
+  }
+  return { key: await readPrivateKey(file, await keyPassphrase(env)) };
+}

@@ -1,0 +1,47 @@
+import { CerberusError } from '../errors.js';
+import { planRetention, type RetentionPolicy } from '../engine/retention.js';
+import { deleteGeneration, listGenerations, type Generation } from '../repository/generations.js';
+import { removeTree, type Backend } from '../storage/backend.js';
+import type { Reporter } from '../report/log.js';
+
+export interface PruneOutcome {
+  kept: Generation[];
+  removed: string[];
+  leftovers: string[];
+  reasons: Map<string, string[]>;
+}
+
+/**
+ * Applies retention to one repository. The caller holds the repository lock, so any
+ * unfinished generation folder is a leftover of a dead run and can go too.
+ */
+export async function pruneRepository(
+  backend: Backend,
+  policy: RetentionPolicy,
+  now: Date,
+  opts: { dryRun: boolean; reporter: Reporter; target: string; allowAfterSuspicious?: boolean },
+): Promise<PruneOutcome> {
+  const listing = await listGenerations(backend);
+  const newest = listing.committed.at(-1);
+  if (newest && newest.info.suspicious.length > 0 && !opts.allowAfterSuspicious) {
+    throw new CerberusError('USAGE', `target ${opts.target}: the newest generation ${newest.level}/${newest.id} is suspicious, so nothing is pruned`, {
+      hint: 'check it (cerberus list); run a clean backup, or pass --ignore-suspicious to prune anyway',
+    });
+  }
+  const plan = planRetention(listing.committed, policy, now);
+  const verb = opts.dryRun ? 'would remove' : 'removing';
+  for (const g of plan.remove) {
+    opts.reporter.info(`${verb} ${g.level}/${g.id}`);
+    if (!opts.dryRun) await deleteGeneration(backend, g.dir);
+  }
+  for (const l of listing.leftovers) {
+    opts.reporter.info(`${verb} ${l.dir} (${l.why})`);
+    if (!opts.dryRun) await removeTree(backend, l.dir);
+  }
+  return {
+    kept: plan.keep,
+    removed: plan.remove.map((g) => `${g.level}/${g.id}`),
+    leftovers: listing.leftovers.map((l) => l.dir),
+    reasons: plan.reasons,
+  };
+}

@@ -1,0 +1,300 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Minimatch } from 'minimatch';
+import type { JobConfig, TargetConfig } from '../config/index.js';
+import { CerberusError, ioError } from '../errors.js';
+import { endOfLocalDay, isGenerationId, parseGenerationId } from '../engine/levels.js';
+import { isSafeRelativePath, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
+import { RESERVED_DIR } from '../engine/walk.js';
+import { decryptStream, type Opening } from '../formats/openpgp/message.js';
+import { readTar } from '../formats/tar.js';
+import { requireDescriptor } from '../repository/descriptor.js';
+import { listGenerations, type Generation } from '../repository/generations.js';
+import { generationFiles, readManifest, volumeStream } from '../repository/read.js';
+import { openBackend } from '../storage/open.js';
+import type { Backend } from '../storage/backend.js';
+import type { Reporter } from '../report/log.js';
+import { formatBytes } from '../report/format.js';
+
+export interface RestoreOptions {
+  at: string;
+  to: string;
+  paths: string[];
+  overwrite: boolean;
+  opening: Opening;
+  reporter: Reporter;
+  /** the target to restore from; default the job's first */
+  target?: string;
+}
+
+export interface RestoreResult {
+  target: string;
+  id: string;
+  level: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  to: string;
+}
+
+export function pickTarget(job: JobConfig, name: string | undefined): TargetConfig {
+  if (name === undefined) return job.targets[0]!;
+  const t = job.targets.find((x) => x.name === name);
+  if (!t) {
+    throw new CerberusError('USAGE', `job ${job.name} has no target named ${name}`, {
+      hint: `targets: ${job.targets.map((x) => x.name).join(', ')}`,
+    });
+  }
+  return t;
+}
+
+/** `latest`, a date (newest on or before that day), or a generation id. */
+export function resolvePoint(committed: Generation[], at: string, timeZone: string, reporter: Reporter): Generation {
+  if (committed.length === 0) {
+    throw new CerberusError('NOT_FOUND', 'the repository has no restore points yet', { hint: 'run cerberus backup first' });
+  }
+  if (at === 'latest') {
+    const trusted = committed.filter((g) => g.info.suspicious.length === 0);
+    const pick = trusted.at(-1) ?? committed.at(-1)!;
+    const newer = committed.filter((g) => g.id > pick.id);
+    for (const g of newer) reporter.warn(`skipping the suspicious restore point ${g.level}/${g.id}; name it with --at ${g.id} to restore it`);
+    return pick;
+  }
+  if (isGenerationId(at)) {
+    const g = committed.find((x) => x.id === at);
+    if (!g) throw new CerberusError('NOT_FOUND', `no restore point ${at}`, { hint: 'see `cerberus list`' });
+    return g;
+  }
+  if (/^\d{4}-\d{2}-\d{2}$/.test(at)) {
+    const end = endOfLocalDay(at, timeZone).getTime();
+    const g = committed.filter((x) => parseGenerationId(x.id).getTime() <= end).at(-1);
+    if (!g) throw new CerberusError('NOT_FOUND', `no restore point on or before ${at}`, { hint: 'see `cerberus list`' });
+    return g;
+  }
+  throw new CerberusError('USAGE', `--at ${at} is not latest, a date (YYYY-MM-DD) or a restore point id (like 2026-11-22T030012Z)`);
+}
+
+/** The entries a restore writes: all, or those matching a --path glob, with their folders. */
+export function selectEntries(m: Manifest, globs: string[]): ManifestEntry[] {
+  if (globs.length === 0) return m.entries;
+  const matchers = globs.map((g) => new Minimatch(g.replace(/^\/+|\/+$/g, ''), { dot: true }));
+  const chosen = new Set<string>();
+  for (const e of m.entries) {
+    if (matchers.some((mm) => mm.match(e.path))) chosen.add(e.path);
+  }
+  if (chosen.size === 0) {
+    throw new CerberusError('NOT_FOUND', `no path of restore point ${m.id} matches ${globs.join(', ')}`, {
+      hint: 'paths are relative to the backup root, e.g. --path "reports/2026/**"',
+    });
+  }
+  const byPath = new Map(m.entries.map((e) => [e.path, e]));
+  const out = new Set<string>();
+  for (const p of chosen) {
+    out.add(p);
+    for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) out.add(p.slice(0, i));
+  }
+  // everything below a chosen folder
+  for (const e of m.entries) {
+    for (let i = e.path.lastIndexOf('/'); i > 0; i = e.path.lastIndexOf('/', i - 1)) {
+      if (chosen.has(e.path.slice(0, i)) && byPath.get(e.path.slice(0, i))?.type === 'dir') {
+        out.add(e.path);
+        break;
+      }
+    }
+  }
+  return m.entries.filter((e) => out.has(e.path));
+}
+
+async function prepareDestination(to: string, overwrite: boolean): Promise<{ created: boolean }> {
+  let st: fs.Stats | undefined;
+  try {
+    st = await fsp.stat(to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(err, `cannot use --to ${to}`);
+  }
+  if (st && !st.isDirectory()) throw new CerberusError('USAGE', `--to ${to} exists and is not a folder`);
+  if (st && !overwrite) {
+    const names = (await fsp.readdir(to)).filter((n) => !n.startsWith('.cerberus-restore-'));
+    if (names.length > 0) {
+      throw new CerberusError('USAGE', `--to ${to} is not empty`, { hint: 'restore into an empty folder, or add --overwrite to replace what is there' });
+    }
+  }
+  if (!st) {
+    await fsp.mkdir(to, { recursive: true }).catch((err: unknown) => {
+      throw ioError(err, `cannot create --to ${to}`);
+    });
+  }
+  return { created: !st };
+}
+
+export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<RestoreResult> {
+  const { reporter } = opts;
+  const target = pickTarget(job, opts.target);
+  const backend = openBackend(target);
+  await requireDescriptor(backend, target.name);
+  const { committed } = await listGenerations(backend);
+  const point = resolvePoint(committed, opts.at, job.timezone, reporter);
+  reporter.phase(`restore ${point.level}/${point.id} from ${target.name} into ${opts.to}`);
+
+  const pointFiles = await generationFiles(backend, point);
+  const manifest = await readManifest(backend, point, pointFiles, opts.opening);
+  const selected = selectEntries(manifest, opts.paths);
+  const byId = new Map(committed.map((g) => [g.id, g]));
+  for (const id of manifest.chain) {
+    if (!byId.has(id)) {
+      throw new CerberusError('INTEGRITY', `restore point ${point.id} needs generation ${id}, which is missing on ${target.name}`, {
+        hint: 'its chain is broken; restore an older point or from another target',
+      });
+    }
+  }
+
+  const to = path.resolve(opts.to);
+  const { created } = await prepareDestination(to, opts.overwrite);
+  const staging = path.join(to, `.cerberus-restore-${randomBytes(6).toString('hex')}.partial`);
+  try {
+    await fsp.mkdir(staging);
+  } catch (err) {
+    if (created) await fsp.rmdir(to).catch(() => undefined);
+    throw ioError(err, `cannot write into --to ${to}`);
+  }
+
+  try {
+    const files = selected.filter((e): e is FileEntry => e.type === 'file');
+    const dirs = selected.filter((e) => e.type === 'dir');
+    for (const d of dirs) await fsp.mkdir(path.join(staging, d.path), { recursive: true });
+    await extractFiles(backend, byId, files, staging, opts);
+    // links last: nothing is ever written through one
+    for (const l of selected) {
+      if (l.type !== 'symlink') continue;
+      const p = path.join(staging, l.path);
+      await fsp.mkdir(path.dirname(p), { recursive: true });
+      await fsp.symlink(l.target, p);
+      await fsp.lutimes(p, nsSeconds(l.mtimeNs), nsSeconds(l.mtimeNs)).catch(() => undefined);
+    }
+    await moveIntoPlace(staging, to);
+    await fsp.rmdir(staging);
+    // folders last, deepest first: writing into them changed their times
+    for (const d of [...dirs].reverse()) {
+      const p = path.join(to, d.path);
+      await fsp.chmod(p, d.mode & 0o7777);
+      await fsp.utimes(p, nsSeconds(d.mtimeNs), nsSeconds(d.mtimeNs));
+    }
+    const bytes = files.reduce((s, f) => s + f.size, 0);
+    reporter.info(`restored ${files.length} files (${formatBytes(bytes)}), ${dirs.length} folders, ${selected.length - files.length - dirs.length} links`);
+    return {
+      target: target.name,
+      id: point.id,
+      level: point.level,
+      files: files.length,
+      dirs: dirs.length,
+      symlinks: selected.length - files.length - dirs.length,
+      bytes,
+      to,
+    };
+  } catch (err) {
+    await fsp.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    if (created) await fsp.rmdir(to).catch(() => undefined);
+    if (err instanceof CerberusError) throw err;
+    throw ioError(err, `restore into ${to} failed`);
+  }
+}
+
+const nsSeconds = (ns: string): number => Number(BigInt(ns) / 1000n) / 1e6;
+
+/** Streams each generation that holds wanted bytes once, writing and checking every file. */
+async function extractFiles(
+  backend: Backend,
+  byId: Map<string, Generation>,
+  files: FileEntry[],
+  staging: string,
+  opts: RestoreOptions,
+): Promise<void> {
+  const byHolder = new Map<string, Map<string, FileEntry>>();
+  for (const f of files) {
+    const m = byHolder.get(f.holder) ?? new Map<string, FileEntry>();
+    m.set(f.path, f);
+    byHolder.set(f.holder, m);
+  }
+  const total = files.reduce((s, f) => s + f.size, 0);
+  let written = 0;
+  let count = 0;
+  for (const holderId of [...byHolder.keys()].sort()) {
+    const wanted = byHolder.get(holderId)!;
+    const g = byId.get(holderId);
+    if (!g) throw new CerberusError('INTEGRITY', `generation ${holderId}, which holds ${wanted.size} of the files, is missing`);
+    opts.reporter.info(`reading ${g.level}/${g.id} (${wanted.size} files)`);
+    const gf = await generationFiles(backend, g);
+    const plain = await decryptStream(volumeStream(backend, g, gf), opts.opening, `${g.level}/${g.id}`);
+    const pending = new Map<string, string>(); // path → why its last copy did not check out
+    const done = new Set<string>();
+    await readTar(plain, async (entry) => {
+      if (entry.path === RESERVED_DIR || entry.path.startsWith(RESERVED_DIR + '/')) return;
+      if (!isSafeRelativePath(entry.path)) {
+        throw new CerberusError('UNSAFE_PATH', `${g.level}/${g.id} holds an unsafe entry "${entry.path}"; nothing was restored`, {
+          hint: 'the repository may have been tampered with',
+        });
+      }
+      const want = wanted.get(entry.path);
+      if (!want || entry.type !== 'file') return;
+      const dest = path.join(staging, entry.path);
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      const hash = createHash('sha256');
+      let n = 0;
+      const tap = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          hash.update(chunk);
+          n += chunk.length;
+          written += chunk.length;
+          opts.reporter.progress({ files: count, bytes: written, totalBytes: total, totalFiles: files.length });
+          cb(null, chunk);
+        },
+      });
+      await pipeline(entry.body, tap, fs.createWriteStream(dest, { flags: 'w', mode: 0o600 }));
+      const sha = hash.digest('hex');
+      if (sha !== want.sha256 || n !== want.size) {
+        pending.set(entry.path, `sha256 ${sha.slice(0, 12)}… and ${n} bytes, expected ${want.sha256.slice(0, 12)}… and ${want.size}`);
+        done.delete(entry.path);
+        return;
+      }
+      pending.delete(entry.path);
+      done.add(entry.path);
+      count++;
+      await fsp.chmod(dest, want.mode & 0o7777);
+      await fsp.utimes(dest, nsSeconds(want.mtimeNs), nsSeconds(want.mtimeNs));
+    });
+    const [bad, why] = [...pending.entries()][0] ?? [];
+    if (bad) {
+      throw new CerberusError('INTEGRITY', `${bad} in ${g.level}/${g.id} does not match the manifest (${why})`, {
+        hint: 'the repository is damaged; restore from another point or target',
+      });
+    }
+    const missing = [...wanted.keys()].filter((p) => !done.has(p));
+    if (missing.length > 0) {
+      throw new CerberusError('INTEGRITY', `${missing.length} files are missing from ${g.level}/${g.id}, e.g. ${missing[0]}`, {
+        hint: 'the repository is damaged; restore from another point or target',
+      });
+    }
+  }
+  opts.reporter.endProgress();
+}
+
+/** Moves the staged tree into `to`, merging into folders that exist (with --overwrite). */
+async function moveIntoPlace(from: string, to: string): Promise<void> {
+  for (const name of await fsp.readdir(from)) {
+    const src = path.join(from, name);
+    const dest = path.join(to, name);
+    const [s, d] = await Promise.all([fsp.lstat(src), fsp.lstat(dest).catch(() => undefined)]);
+    if (d && s.isDirectory() && d.isDirectory()) {
+      await moveIntoPlace(src, dest);
+      await fsp.rmdir(src);
+      continue;
+    }
+    if (d) await fsp.rm(dest, { recursive: true, force: true });
+    await fsp.rename(src, dest);
+  }
+}

@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import { CerberusError } from '../errors.js';
+import { joinPath, removeTree, type Backend, type BodySource, type ObjectInfo } from '../storage/backend.js';
+import { LEVELS, isGenerationId, type Level } from '../engine/levels.js';
+import { putBuffer, readSmall } from './io.js';
+
+/**
+ * Generations on a target: `<level>/<id>/`, committed once SHA256SUMS (the commit marker)
+ * is there. Everything else under a level folder is an unfinished or broken write.
+ */
+
+export const SUMS = 'SHA256SUMS';
+export const INFO = 'info.json';
+export const MANIFEST = 'manifest.json.gpg';
+export const INCOMPLETE_PREFIX = '.incomplete-';
+
+export const infoSchema = z.object({
+  format: z.literal(1),
+  id: z.string(),
+  level: z.enum(LEVELS),
+  parent: z.string().nullable(),
+  chain: z.array(z.string()).min(1),
+  /** `level/id` of every generation of the chain, oldest first, space-separated for shell use */
+  chainDirs: z.string(),
+  createdAt: z.string(),
+  suspicious: z.array(z.string()),
+  volumes: z.number().int().positive(),
+  stats: z.object({
+    files: z.number().int(),
+    bytes: z.number(),
+    storedFiles: z.number().int(),
+    storedBytes: z.number(),
+  }),
+  createdBy: z.string(),
+});
+/** Plaintext facts about a generation, so list, verify and retention need no key. */
+export type GenerationInfo = z.infer<typeof infoSchema>;
+
+export interface Generation {
+  id: string;
+  level: Level;
+  dir: string;
+  parent: string | null;
+  info: GenerationInfo;
+  files: ObjectInfo[];
+  /** bytes on the target */
+  storedSize: number;
+}
+
+export interface Leftover {
+  dir: string;
+  why: string;
+}
+
+export interface RepositoryListing {
+  committed: Generation[];
+  leftovers: Leftover[];
+}
+
+export function parseSums(text: string): Map<string, string> {
+  const sums = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (!m || !m[1] || !m[2]) throw new CerberusError('INTEGRITY', `malformed ${SUMS} line: ${line.slice(0, 80)}`);
+    sums.set(m[2], m[1]);
+  }
+  return sums;
+}
+
+export function formatSums(sums: Map<string, string>): string {
+  return [...sums.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, hash]) => `${hash}  ${name}\n`)
+    .join('');
+}
+
+export async function listGenerations(backend: Backend): Promise<RepositoryListing> {
+  const committed: Generation[] = [];
+  const leftovers: Leftover[] = [];
+  for (const level of LEVELS) {
+    for (const entry of await backend.list(level)) {
+      const dir = joinPath(level, entry.name);
+      if (!entry.isDir) continue;
+      if (entry.name.startsWith(INCOMPLETE_PREFIX) || !isGenerationId(entry.name)) {
+        leftovers.push({ dir, why: 'unfinished write' });
+        continue;
+      }
+      const files = await backend.list(dir);
+      if (!files.some((f) => f.name === SUMS)) {
+        leftovers.push({ dir, why: `no ${SUMS} (never committed, or half deleted)` });
+        continue;
+      }
+      let info: GenerationInfo;
+      try {
+        const parsed = infoSchema.safeParse(JSON.parse((await readSmall(backend, joinPath(dir, INFO), 1 << 20)).toString('utf8')));
+        if (!parsed.success || parsed.data.id !== entry.name || parsed.data.level !== level) throw new Error('mismatch');
+        info = parsed.data;
+      } catch {
+        leftovers.push({ dir, why: `${INFO} missing or unreadable` });
+        continue;
+      }
+      committed.push({
+        id: entry.name,
+        level,
+        dir,
+        parent: info.parent,
+        info,
+        files,
+        storedSize: files.reduce((s, f) => s + f.size, 0),
+      });
+    }
+  }
+  committed.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { committed, leftovers };
+}
+
+/**
+ * Writes one generation by the commit protocol: everything under `.incomplete-<id>/`,
+ * SHA256SUMS last, then the folder moved into place. Without `move`, files go straight to
+ * the final folder and SHA256SUMS, written last, is the only commit marker.
+ */
+export class GenerationWriter {
+  private readonly sums = new Map<string, string>();
+  readonly workDir: string;
+  readonly finalDir: string;
+
+  constructor(
+    private readonly backend: Backend,
+    readonly level: Level,
+    readonly id: string,
+  ) {
+    this.finalDir = joinPath(level, id);
+    this.workDir = backend.capabilities.move ? joinPath(level, `${INCOMPLETE_PREFIX}${id}`) : this.finalDir;
+  }
+
+  async begin(): Promise<void> {
+    if (await this.backend.stat(this.finalDir)) {
+      throw new CerberusError('USAGE', `${this.backend.description}: generation ${this.finalDir} already exists`, {
+        hint: 'one generation per second at most; wait a moment, or pass a later --now',
+      });
+    }
+    await this.backend.mkdir(this.workDir);
+  }
+
+  async put(name: string, body: BodySource, size: number, sha256: string): Promise<void> {
+    await this.backend.put(joinPath(this.workDir, name), body, size);
+    this.sums.set(name, sha256);
+  }
+
+  async putBuffer(name: string, data: Buffer | Uint8Array, sha256: string): Promise<void> {
+    await putBuffer(this.backend, joinPath(this.workDir, name), data);
+    this.sums.set(name, sha256);
+  }
+
+  async commit(): Promise<void> {
+    await putBuffer(this.backend, joinPath(this.workDir, SUMS), Buffer.from(formatSums(this.sums)));
+    if (this.workDir !== this.finalDir && this.backend.move) {
+      await this.backend.move(this.workDir, this.finalDir);
+    }
+  }
+
+  /** Best effort: a failed run leaves nothing that looks like a generation. */
+  async abort(): Promise<void> {
+    await removeTree(this.backend, this.workDir).catch(() => undefined);
+  }
+}
+
+/** Removes the commit marker first, so a half-finished delete never looks whole. */
+export async function deleteGeneration(backend: Backend, dir: string): Promise<void> {
+  await backend.remove(joinPath(dir, SUMS));
+  await removeTree(backend, dir);
+}

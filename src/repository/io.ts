@@ -1,0 +1,28 @@
+import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { CerberusError } from '../errors.js';
+import type { Backend } from '../storage/backend.js';
+
+/** Reads a small object whole; refuses anything larger than `limit`. */
+export async function readSmall(backend: Backend, path: string, limit = 256 * 1024 * 1024): Promise<Buffer> {
+  const stream = await backend.get(path);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
+    n += b.length;
+    if (n > limit) {
+      stream.destroy();
+      throw new CerberusError('INTEGRITY', `${backend.description}: ${path} is larger than ${limit} bytes`);
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function putBuffer(backend: Backend, path: string, data: Buffer | Uint8Array): Promise<void> {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  await backend.put(path, () => Readable.from([buf]), buf.length);
+}
+
+export const sha256Hex = (data: Buffer | Uint8Array | string): string => createHash('sha256').update(data).digest('hex');

@@ -1,0 +1,94 @@
+import type { Descriptor } from './descriptor.js';
+
+/** RESTORE.md: how to get everything back with GnuPG and GNU tar alone. */
+export function restoreDoc(d: Descriptor): string {
+  const keys = d.encryption.symmetric
+    ? 'This repository is encrypted with a **passphrase** (OpenPGP symmetric encryption). `gpg -d` asks for it.'
+    : [
+        'This repository is encrypted to these OpenPGP keys (any one of them opens it):',
+        '',
+        ...d.encryption.recipients.map((r) => `- \`${r.fingerprint}\` ${r.userIds.join(', ')}`),
+        '',
+        'Import the private key first: `gpg --import cerberus.key.asc` (gpg asks for its passphrase when it decrypts).',
+      ].join('\n');
+
+  return `# Restoring this repository without cerberus
+
+This folder is a **cerberus** backup repository for the job \`${d.job}\` (repository id \`${d.id}\`,
+created ${d.createdAt}). cerberus makes restoring easy, but it is never required: every
+restore point comes back with **GnuPG** (\`gpg\`) and **GNU tar** alone, as described below.
+
+## Keys
+
+${keys}
+
+## What is here
+
+- \`cerberus.json\`: what kind of repository this is (no secrets).
+- \`quarterly/\`, \`monthly/\`, \`weekly/\`, \`daily/\`: one folder per **restore point** (a *generation*),
+  named by its UTC time, e.g. \`daily/2026-11-22T030012Z/\`. Each holds:
+  - \`data.tar.gpg.0001\`, \`data.tar.gpg.0002\`, …: one tar archive, encrypted as one OpenPGP
+    message and cut into volumes. Join them with \`cat\` in name order.
+  - \`manifest.json.gpg\`: the full list of files at this point (encrypted JSON).
+  - \`info.json\`: plaintext facts, notably \`chainDirs\`: the generations this restore point is
+    built from, oldest first.
+  - \`SHA256SUMS\`: checksums of the other files. A folder without it is an unfinished
+    backup: ignore it.
+- \`locks/\`: present while cerberus runs.
+
+A **quarterly** generation is full. A monthly, weekly or daily generation holds only what
+changed since its parent (the newest generation of a higher level before it). So a restore
+point is rebuilt by extracting its chain, oldest first: at most four archives.
+
+## 1. Check the files (no key needed)
+
+    cd daily/2026-11-22T030012Z && sha256sum -c SHA256SUMS
+
+## 2. Find the chain
+
+    grep -o '"chainDirs": *"[^"]*"' daily/2026-11-22T030012Z/info.json
+
+prints for example \`"chainDirs": "quarterly/2026-10-01T030011Z monthly/2026-11-01T030009Z daily/2026-11-22T030012Z"\`.
+
+## 3. Rebuild the restore point
+
+Extract the first (full) generation, then for each later generation of the chain, oldest
+first, **delete what it lists as deleted, then extract it**. Each archive carries
+\`.cerberus/deleted.txt\` (the paths gone since its parent, separated by NUL bytes) and
+\`.cerberus/manifest.tsv\` (every path at that point, with its size, mode, mtime and sha256).
+
+    REPO=/path/to/this/repository
+    POINT=daily/2026-11-22T030012Z          # the restore point you want
+    DEST=/path/to/empty/folder
+    mkdir -p "$DEST" && cd "$DEST"
+    CHAIN=$(grep -o '"chainDirs": *"[^"]*"' "$REPO/$POINT/info.json" | cut -d'"' -f4)
+    for g in $CHAIN; do
+      cat "$REPO/$g"/data.tar.gpg.* | gpg -d | tar -xO .cerberus/deleted.txt | xargs -0 -r rm -rf --
+      cat "$REPO/$g"/data.tar.gpg.* | gpg -d | tar -x
+    done
+    rm -rf .cerberus
+
+By hand, that is, for a chain \`quarterly/A monthly/B daily/C\`:
+
+    cat "$REPO"/quarterly/A/data.tar.gpg.* | gpg -d | tar -x
+    cat "$REPO"/monthly/B/data.tar.gpg.* | gpg -d | tar -xO .cerberus/deleted.txt | xargs -0 -r rm -rf --
+    cat "$REPO"/monthly/B/data.tar.gpg.* | gpg -d | tar -x
+    cat "$REPO"/daily/C/data.tar.gpg.* | gpg -d | tar -xO .cerberus/deleted.txt | xargs -0 -r rm -rf --
+    cat "$REPO"/daily/C/data.tar.gpg.* | gpg -d | tar -x
+    rm -rf .cerberus
+
+Notes:
+
+- Run it in an empty folder. Deleting before extracting keeps folder times exact.
+- As root, \`tar -x\` also restores owners; add \`--no-same-owner\` if you do not want that.
+- If a folder of the backup is read-only, extracting a later generation into it needs
+  write permission: run as root, or \`chmod -R u+w .\` between steps and fix modes after.
+- \`gpg -d\` ends with "decryption failed" or a "MDC" error if a volume is damaged or
+  missing: check step 1, and use another restore point or another copy of the repository.
+
+## With cerberus
+
+    cerberus list --config cerberus.yaml
+    cerberus restore --config cerberus.yaml --at latest --to /path/to/folder
+`;
+}

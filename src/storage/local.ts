@@ -1,0 +1,145 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { CerberusError, ioError } from '../errors.js';
+import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo } from './backend.js';
+
+/** A folder on a local or mounted disk: temp file + fsync + rename, copy by hard link. */
+export class LocalBackend implements Backend {
+  readonly capabilities: Capabilities = {
+    atomicPut: true,
+    move: true,
+    serverSideCopy: true,
+    hardLink: true,
+    maxObjectSize: Number.MAX_SAFE_INTEGER,
+  };
+  readonly description: string;
+
+  constructor(readonly root: string) {
+    this.description = `local:${root}`;
+  }
+
+  private abs(p: string): string {
+    const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+    if (parts.includes('..')) throw new CerberusError('INTERNAL', `refusing storage path with '..': ${p}`);
+    return path.join(this.root, ...parts);
+  }
+
+  async put(p: string, body: BodySource, size: number): Promise<void> {
+    const dest = this.abs(p);
+    const tmp = path.join(path.dirname(dest), `.tmp-${randomBytes(6).toString('hex')}-${path.basename(dest)}`);
+    try {
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      const out = fs.createWriteStream(tmp, { flags: 'wx' });
+      await pipeline(body(), out);
+      const fh = await fsp.open(tmp, 'r+');
+      try {
+        const st = await fh.stat();
+        if (st.size !== size) {
+          throw new CerberusError('STORAGE', `${this.description}: wrote ${st.size} bytes of ${p}, expected ${size}`);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, dest);
+      await syncDir(path.dirname(dest));
+    } catch (err) {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      if (err instanceof CerberusError) throw err;
+      throw ioError(err, `${this.description}: cannot write ${p}`);
+    }
+  }
+
+  async get(p: string, range?: ByteRange): Promise<Readable> {
+    const file = this.abs(p);
+    // open first, so a missing file fails here rather than mid-stream
+    const fh = await fsp.open(file, 'r').catch((err: unknown) => {
+      throw ioError(err, `${this.description}: cannot read ${p}`);
+    });
+    return fh.createReadStream(range ? { start: range.start, end: range.end } : {});
+  }
+
+  async stat(p: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await fsp.stat(this.abs(p));
+      return { name: path.basename(p), size: st.size, isDir: st.isDirectory() };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw ioError(err, `${this.description}: cannot stat ${p}`);
+    }
+  }
+
+  async list(dir: string): Promise<ObjectInfo[]> {
+    const abs = this.abs(dir);
+    let entries: fs.Dirent[];
+    try {
+      entries = await fsp.readdir(abs, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioError(err, `${this.description}: cannot list ${dir}`);
+    }
+    const out: ObjectInfo[] = [];
+    for (const e of entries) {
+      if (e.isDirectory()) out.push({ name: e.name, size: 0, isDir: true });
+      else if (e.isFile()) {
+        const st = await fsp.stat(path.join(abs, e.name)).catch(() => undefined);
+        if (st) out.push({ name: e.name, size: st.size, isDir: false });
+      }
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async remove(p: string): Promise<void> {
+    const abs = this.abs(p);
+    try {
+      const st = await fsp.lstat(abs);
+      if (st.isDirectory()) await fsp.rmdir(abs);
+      else await fsp.unlink(abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw ioError(err, `${this.description}: cannot remove ${p}`);
+    }
+  }
+
+  async mkdir(p: string): Promise<void> {
+    await fsp.mkdir(this.abs(p), { recursive: true }).catch((err: unknown) => {
+      throw ioError(err, `${this.description}: cannot create ${p}`);
+    });
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const dest = this.abs(to);
+    try {
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await fsp.rename(this.abs(from), dest);
+      await syncDir(path.dirname(dest));
+    } catch (err) {
+      throw ioError(err, `${this.description}: cannot move ${from} to ${to}`);
+    }
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    const dest = this.abs(to);
+    try {
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await fsp.link(this.abs(from), dest);
+    } catch (err) {
+      throw ioError(err, `${this.description}: cannot copy ${from} to ${to}`);
+    }
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    // some file systems (and Windows shares) refuse fsync on a directory; the rename still stands
+  } finally {
+    await fh.close();
+  }
+}
