@@ -31,10 +31,11 @@ export async function main(argv: string[], ctx: Partial<CommandContext> = {}): P
     )
     .version(VERSION)
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
       writeOut: (s) => context.stdout.write(s),
       writeErr: (s) => context.stderr.write(s),
+      // one line, like every other error: "cerberus: error: unknown option '--x' (run with --help for usage)"
+      outputError: (s, write) => write(`cerberus: ${s.trim()} (run with --help for usage)\n`),
     })
     .addHelpText(
       'after',
@@ -49,7 +50,7 @@ export async function main(argv: string[], ctx: Partial<CommandContext> = {}): P
   for (const c of COMMANDS) {
     c.register(program, context, done);
   }
-  for (const sub of program.commands) sub.exitOverride().showHelpAfterError('(run with --help for usage)');
+  for (const sub of program.commands) sub.exitOverride();
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -112,10 +112,11 @@ export function endOfLocalDay(dateText: string, timeZone: string): Date {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(dateText);
   if (!m) throw new Error(`not a date: ${dateText}`);
   const target = `${m[1]}-${m[2]}-${m[3]}`;
-  // step through the next 48 h by the hour and keep the last instant still on that date
+  // step by 15 minutes through every instant that can be on that date somewhere (UTC+14 to
+  // UTC-12) and keep the last one still on it
   const base = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) - 14 * 3_600_000;
   let last = base;
-  for (let t = base; t < base + 48 * 3_600_000; t += 60_000 * 15) {
+  for (let t = base; t < base + 50 * 3_600_000; t += 60_000 * 15) {
     const d = localDate(new Date(t), timeZone);
     const key = `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}`;
     if (key === target) last = t;

@@ -12,6 +12,8 @@ export interface RetainedGeneration {
   id: string;
   level: Level;
   parent: string | null;
+  /** a suspicious generation never takes one of a level's N places; only keepWithin keeps it */
+  suspicious?: boolean;
 }
 
 export interface RetentionPlan<G extends RetainedGeneration> {
@@ -23,8 +25,8 @@ export interface RetentionPlan<G extends RetainedGeneration> {
 }
 
 /**
- * Grandfather-father-son by level: the newest N of each level, everything younger than
- * keepWithin, and every ancestor of anything kept.
+ * Grandfather-father-son by level: the newest N trusted generations of each level,
+ * everything younger than keepWithin, and every ancestor of anything kept.
  */
 export function planRetention<G extends RetainedGeneration>(gens: G[], policy: RetentionPolicy, now: Date): RetentionPlan<G> {
   const byId = new Map(gens.map((g) => [g.id, g]));
@@ -37,7 +39,7 @@ export function planRetention<G extends RetainedGeneration>(gens: G[], policy: R
 
   for (const level of LEVELS) {
     const newest = gens
-      .filter((g) => g.level === level)
+      .filter((g) => g.level === level && !g.suspicious)
       .sort((a, b) => (a.id < b.id ? 1 : -1))
       .slice(0, policy[level]);
     newest.forEach((g, i) => mark(g.id, `${level} #${i + 1}`));

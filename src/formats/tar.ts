@@ -20,17 +20,26 @@ export interface TarEntryHeader {
 }
 
 const USTAR_MAX_SIZE = 0o77777777777;
+/** the largest mtime tar-stream writes into a ustar header without overflowing (it uses `| 0`) */
+const USTAR_MAX_MTIME_MS = 0x7fffffff * 1000;
 
+// tar-stream replaces a zero mode with its default (0644/0755), so the type bits go along to
+// keep it non-zero; it writes only the permission bits
+const TYPE_BITS: Record<TarEntryHeader['type'], number> = { file: 0o100000, directory: 0o040000, symlink: 0o120000 };
+
+// pax times are signed decimals: the sign applies to the whole value (-1.5 is 1.5 s before 1970)
 export function nsToPaxTime(ns: string): string {
   const n = BigInt(ns);
-  const sec = n / 1_000_000_000n;
-  const frac = (n % 1_000_000_000n).toString().padStart(9, '0');
-  return `${sec}.${frac}`;
+  const abs = n < 0n ? -n : n;
+  const frac = (abs % 1_000_000_000n).toString().padStart(9, '0');
+  return `${n < 0n ? '-' : ''}${abs / 1_000_000_000n}.${frac}`;
 }
 
 export function paxTimeToNs(t: string): string {
-  const [sec = '0', frac = ''] = t.split('.');
-  return (BigInt(sec) * 1_000_000_000n + BigInt((frac + '000000000').slice(0, 9))).toString();
+  const negative = t.startsWith('-');
+  const [sec = '0', frac = ''] = (negative ? t.slice(1) : t).split('.');
+  const abs = BigInt(sec || '0') * 1_000_000_000n + BigInt((frac + '000000000').slice(0, 9));
+  return (negative ? -abs : abs).toString();
 }
 
 export function nsToDate(ns: string): Date {
@@ -48,8 +57,9 @@ export class TarWriter {
     return {
       name: h.type === 'directory' ? `${h.path}/` : h.path,
       type: h.type,
-      mode: h.mode & 0o7777,
-      mtime: nsToDate(h.mtimeNs),
+      mode: (h.mode & 0o7777) | TYPE_BITS[h.type],
+      // the exact time is in the pax header; the ustar field only needs to be valid octal
+      mtime: new Date(Math.min(Math.max(nsToDate(h.mtimeNs).getTime(), 0), USTAR_MAX_MTIME_MS)),
       size: h.type === 'file' ? h.size : 0,
       uid: h.uid,
       gid: h.gid,
@@ -63,12 +73,16 @@ export class TarWriter {
     let settle!: { resolve: () => void; reject: (e: Error) => void };
     const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
     const sink = this.pack.entry(this.header(h), (err) => (err ? settle.reject(err) : settle.resolve()));
+    // failures come back through the entry callback; an 'error' event nobody listens to would
+    // be an uncaught exception
+    sink.on('error', () => undefined);
     try {
       for await (const chunk of body) {
         if (!sink.write(chunk as Buffer)) await once(sink as unknown as NodeJS.EventEmitter, 'drain');
       }
       sink.end(undefined);
     } catch (err) {
+      finished.catch(() => undefined);
       sink.destroy(err as Error);
       throw err;
     }

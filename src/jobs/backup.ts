@@ -119,7 +119,7 @@ async function backupTarget(
         (parentGen ? ` (differential against ${parentGen.level}/${parentGen.id})` : ' (full)'),
     );
 
-    const run = await produceGeneration({ job, backend, level, id, parent, previous, sealing, cache, opts });
+    const run = await produceGeneration({ job, backend, level, id, parent, previous, sealing, cache, opts, committed: listing.committed });
     const result: TargetBackupResult = {
       target: target.name,
       status: opts.dryRun ? 'dry-run' : 'committed',
@@ -135,8 +135,9 @@ async function backupTarget(
 
     await cache.saveManifest(run.manifest);
     await cache.saveHashes(run.hashes);
-    const after = await listGenerations(backend);
-    await cache.retain(cacheWorthy(after.committed));
+    // one listing per run: on a remote target every listing is many requests
+    const after = run.generation ? [...listing.committed, run.generation] : listing.committed;
+    await cache.retain(cacheWorthy(after));
 
     if (run.suspicious.length > 0) {
       for (const r of run.suspicious) reporter.warn(`guard: ${r}`);
@@ -144,9 +145,15 @@ async function backupTarget(
     } else if (run.unreadable > 0) {
       reporter.info('some files could not be read, so nothing was pruned this time');
     } else {
-      const pruned = await pruneRepository(backend, job.retention, opts.now, { dryRun: false, reporter, target: target.name });
+      const pruned = await pruneRepository(backend, job.retention, opts.now, {
+        dryRun: false,
+        reporter,
+        target: target.name,
+        listing: { committed: after, leftovers: listing.leftovers },
+      });
       result.pruned = pruned.removed;
-      await cache.retain(cacheWorthy((await listGenerations(backend)).committed));
+      const gone = new Set(pruned.removed);
+      await cache.retain(cacheWorthy(after.filter((g) => !gone.has(`${g.level}/${g.id}`))));
     }
     return result;
   } finally {
@@ -177,9 +184,12 @@ interface ProduceInput {
   sealing: Sealing;
   cache: StateCache;
   opts: BackupOptions;
+  committed: Generation[];
 }
 
 interface Produced {
+  /** the committed generation, as a listing would show it; undefined in a dry run */
+  generation?: Generation;
   manifest: Manifest;
   hashes: Map<string, HashRecord>;
   suspicious: string[];
@@ -196,7 +206,7 @@ const sameMeta = (a: ManifestEntry, e: SourceEntry) =>
 
 /** Walks the source, streams what changed since the parent into one encrypted tar, commits. */
 async function produceGeneration(input: ProduceInput): Promise<Produced> {
-  const { job, backend, level, id, parent, previous, sealing, cache, opts } = input;
+  const { job, backend, level, id, parent, previous, sealing, cache, opts, committed } = input;
   const { reporter } = opts;
   const compression: Compression = job.encryption.compression;
   const parentIndex = new Map<string, ManifestEntry>((parent?.entries ?? []).map((e) => [e.path, e]));
@@ -454,7 +464,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
 
     const manifestBytes = await encryptBuffer(Buffer.from(JSON.stringify(manifest)), sealing, compression);
     await writer.putBuffer(MANIFEST, manifestBytes, sha256Hex(manifestBytes));
-    const chainDirs = await chainDirsOf(manifest.chain, backend, level, id);
+    const chainDirs = chainDirsOf(manifest.chain, committed, backend, level, id);
     const info: GenerationInfo = {
       format: 1,
       id,
@@ -472,7 +482,16 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     await writer.putBuffer(INFO, infoBytes, sha256Hex(infoBytes));
     reporter.phase(`committing ${level}/${id} on ${backend.description}`);
     await writer.commit();
-    return { manifest, hashes, suspicious, problems, unreadable, stats };
+    const generation: Generation = {
+      id,
+      level,
+      dir: writer.finalDir,
+      parent: manifest.parent,
+      info,
+      files: writer.written,
+      storedSize: writer.written.reduce((s, f) => s + f.size, 0),
+    };
+    return { generation, manifest, hashes, suspicious, problems, unreadable, stats };
   } catch (err) {
     tar.destroy();
     await pipelineDone.catch(() => undefined);
@@ -484,8 +503,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
 }
 
 /** `level/id` of each generation of the chain, for RESTORE.md's shell loop. */
-async function chainDirsOf(chain: string[], backend: Backend, level: Level, id: string): Promise<string> {
-  const { committed } = await listGenerations(backend);
+function chainDirsOf(chain: string[], committed: Generation[], backend: Backend, level: Level, id: string): string {
   const byId = new Map(committed.map((g) => [g.id, g.level]));
   return chain
     .map((c) => {

@@ -1,6 +1,6 @@
 import { CerberusError } from '../errors.js';
 import { planRetention, type RetentionPolicy } from '../engine/retention.js';
-import { deleteGeneration, listGenerations, type Generation } from '../repository/generations.js';
+import { deleteGeneration, listGenerations, type Generation, type RepositoryListing } from '../repository/generations.js';
 import { removeTree, type Backend } from '../storage/backend.js';
 import type { Reporter } from '../report/log.js';
 
@@ -19,16 +19,21 @@ export async function pruneRepository(
   backend: Backend,
   policy: RetentionPolicy,
   now: Date,
-  opts: { dryRun: boolean; reporter: Reporter; target: string; allowAfterSuspicious?: boolean },
+  opts: { dryRun: boolean; reporter: Reporter; target: string; allowAfterSuspicious?: boolean; listing?: RepositoryListing },
 ): Promise<PruneOutcome> {
-  const listing = await listGenerations(backend);
+  // a caller that holds the lock and knows the listing saves a round of requests
+  const listing = opts.listing ?? (await listGenerations(backend));
   const newest = listing.committed.at(-1);
   if (newest && newest.info.suspicious.length > 0 && !opts.allowAfterSuspicious) {
     throw new CerberusError('USAGE', `target ${opts.target}: the newest generation ${newest.level}/${newest.id} is suspicious, so nothing is pruned`, {
       hint: 'check it (cerberus list); run a clean backup, or pass --ignore-suspicious to prune anyway',
     });
   }
-  const plan = planRetention(listing.committed, policy, now);
+  const plan = planRetention(
+    listing.committed.map((g) => ({ ...g, suspicious: g.info.suspicious.length > 0 })),
+    policy,
+    now,
+  );
   const verb = opts.dryRun ? 'would remove' : 'removing';
   for (const g of plan.remove) {
     opts.reporter.info(`${verb} ${g.level}/${g.id}`);

@@ -14,7 +14,7 @@ import { decryptStream, type Opening } from '../formats/openpgp/message.js';
 import { readTar } from '../formats/tar.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { listGenerations, type Generation } from '../repository/generations.js';
-import { generationFiles, readManifest, volumeStream } from '../repository/read.js';
+import { checkVolume, generationFiles, readManifest, volumeStream, type GenerationFiles, type VolumeProgress } from '../repository/read.js';
 import { openBackend } from '../storage/open.js';
 import type { Backend } from '../storage/backend.js';
 import type { Reporter } from '../report/log.js';
@@ -125,11 +125,28 @@ async function prepareDestination(to: string, overwrite: boolean): Promise<{ cre
     }
   }
   if (!st) {
-    await fsp.mkdir(to, { recursive: true }).catch((err: unknown) => {
+    await makeDirs(to).catch((err: unknown) => {
       throw ioError(err, `cannot create --to ${to}`);
     });
   }
   return { created: !st };
+}
+
+/**
+ * mkdir -p without Node's `recursive`, which spins forever where mkdir answers ENOENT under a
+ * parent that exists (anywhere in /proc). A second ENOENT here is final.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir);
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await fsp.stat(dir)).isDirectory()) return;
+    if (code !== 'ENOENT' || path.dirname(dir) === dir) throw err;
+  }
+  await makeDirs(path.dirname(dir));
+  await fsp.mkdir(dir);
 }
 
 export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<RestoreResult> {
@@ -229,44 +246,49 @@ async function extractFiles(
     if (!g) throw new CerberusError('INTEGRITY', `generation ${holderId}, which holds ${wanted.size} of the files, is missing`);
     opts.reporter.info(`reading ${g.level}/${g.id} (${wanted.size} files)`);
     const gf = await generationFiles(backend, g);
-    const plain = await decryptStream(volumeStream(backend, g, gf), opts.opening, `${g.level}/${g.id}`);
+    const progress: VolumeProgress = {};
     const pending = new Map<string, string>(); // path → why its last copy did not check out
     const done = new Set<string>();
-    await readTar(plain, async (entry) => {
-      if (entry.path === RESERVED_DIR || entry.path.startsWith(RESERVED_DIR + '/')) return;
-      if (!isSafeRelativePath(entry.path)) {
-        throw new CerberusError('UNSAFE_PATH', `${g.level}/${g.id} holds an unsafe entry "${entry.path}"; nothing was restored`, {
-          hint: 'the repository may have been tampered with',
+    try {
+      const plain = await decryptStream(volumeStream(backend, g, gf, undefined, progress), opts.opening, `${g.level}/${g.id}`);
+      await readTar(plain, async (entry) => {
+        if (entry.path === RESERVED_DIR || entry.path.startsWith(RESERVED_DIR + '/')) return;
+        if (!isSafeRelativePath(entry.path)) {
+          throw new CerberusError('UNSAFE_PATH', `${g.level}/${g.id} holds an unsafe entry "${entry.path}"; nothing was restored`, {
+            hint: 'the repository may have been tampered with',
+          });
+        }
+        const want = wanted.get(entry.path);
+        if (!want || entry.type !== 'file') return;
+        const dest = path.join(staging, entry.path);
+        await fsp.mkdir(path.dirname(dest), { recursive: true });
+        const hash = createHash('sha256');
+        let n = 0;
+        const tap = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            hash.update(chunk);
+            n += chunk.length;
+            written += chunk.length;
+            opts.reporter.progress({ files: count, bytes: written, totalBytes: total, totalFiles: files.length });
+            cb(null, chunk);
+          },
         });
-      }
-      const want = wanted.get(entry.path);
-      if (!want || entry.type !== 'file') return;
-      const dest = path.join(staging, entry.path);
-      await fsp.mkdir(path.dirname(dest), { recursive: true });
-      const hash = createHash('sha256');
-      let n = 0;
-      const tap = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
-          n += chunk.length;
-          written += chunk.length;
-          opts.reporter.progress({ files: count, bytes: written, totalBytes: total, totalFiles: files.length });
-          cb(null, chunk);
-        },
+        await pipeline(entry.body, tap, fs.createWriteStream(dest, { flags: 'w', mode: 0o600 }));
+        const sha = hash.digest('hex');
+        if (sha !== want.sha256 || n !== want.size) {
+          pending.set(entry.path, `sha256 ${sha.slice(0, 12)}… and ${n} bytes, expected ${want.sha256.slice(0, 12)}… and ${want.size}`);
+          done.delete(entry.path);
+          return;
+        }
+        pending.delete(entry.path);
+        done.add(entry.path);
+        count++;
+        await fsp.chmod(dest, want.mode & 0o7777);
+        await fsp.utimes(dest, nsSeconds(want.mtimeNs), nsSeconds(want.mtimeNs));
       });
-      await pipeline(entry.body, tap, fs.createWriteStream(dest, { flags: 'w', mode: 0o600 }));
-      const sha = hash.digest('hex');
-      if (sha !== want.sha256 || n !== want.size) {
-        pending.set(entry.path, `sha256 ${sha.slice(0, 12)}… and ${n} bytes, expected ${want.sha256.slice(0, 12)}… and ${want.size}`);
-        done.delete(entry.path);
-        return;
-      }
-      pending.delete(entry.path);
-      done.add(entry.path);
-      count++;
-      await fsp.chmod(dest, want.mode & 0o7777);
-      await fsp.utimes(dest, nsSeconds(want.mtimeNs), nsSeconds(want.mtimeNs));
-    });
+    } catch (err) {
+      throw await explainReadFailure(err, backend, g, gf, progress);
+    }
     const [bad, why] = [...pending.entries()][0] ?? [];
     if (bad) {
       throw new CerberusError('INTEGRITY', `${bad} in ${g.level}/${g.id} does not match the manifest (${why})`, {
@@ -281,6 +303,23 @@ async function extractFiles(
     }
   }
   opts.reporter.endProgress();
+}
+
+/**
+ * A damaged volume often breaks decryption or the tar before its own checksum is reached:
+ * then the volume being read is checked, so the error names it.
+ */
+async function explainReadFailure(err: unknown, backend: Backend, g: Generation, gf: GenerationFiles, progress: VolumeProgress): Promise<unknown> {
+  if (progress.failure) return progress.failure;
+  if ((err as NodeJS.ErrnoException)?.syscall !== undefined) return err; // local file system trouble
+  if (progress.current) {
+    const bad = await checkVolume(backend, g, gf, progress.current).catch(() => undefined);
+    if (bad) return bad;
+  }
+  if (err instanceof CerberusError) return err;
+  return new CerberusError('INTEGRITY', `${g.level}/${g.id} is damaged: ${err instanceof Error ? err.message : String(err)}`, {
+    hint: 'run `cerberus verify`; restore from another restore point or target',
+  });
 }
 
 /** Moves the staged tree into `to`, merging into folders that exist (with --overwrite). */

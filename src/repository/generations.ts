@@ -122,6 +122,8 @@ export async function listGenerations(backend: Backend): Promise<RepositoryListi
  */
 export class GenerationWriter {
   private readonly sums = new Map<string, string>();
+  /** what was written, for callers that keep their listing current without listing again */
+  readonly written: ObjectInfo[] = [];
   readonly workDir: string;
   readonly finalDir: string;
 
@@ -146,15 +148,19 @@ export class GenerationWriter {
   async put(name: string, body: BodySource, size: number, sha256: string): Promise<void> {
     await this.backend.put(joinPath(this.workDir, name), body, size);
     this.sums.set(name, sha256);
+    this.written.push({ name, size, isDir: false });
   }
 
   async putBuffer(name: string, data: Buffer | Uint8Array, sha256: string): Promise<void> {
     await putBuffer(this.backend, joinPath(this.workDir, name), data);
     this.sums.set(name, sha256);
+    this.written.push({ name, size: data.byteLength, isDir: false });
   }
 
   async commit(): Promise<void> {
-    await putBuffer(this.backend, joinPath(this.workDir, SUMS), Buffer.from(formatSums(this.sums)));
+    const sums = Buffer.from(formatSums(this.sums));
+    await putBuffer(this.backend, joinPath(this.workDir, SUMS), sums);
+    this.written.push({ name: SUMS, size: sums.length, isDir: false });
     if (this.workDir !== this.finalDir && this.backend.move) {
       await this.backend.move(this.workDir, this.finalDir);
     }

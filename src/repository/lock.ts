@@ -97,11 +97,15 @@ export async function acquireLock(
     await backend.remove(mine);
     throw err;
   }
-  const timer = setInterval(() => void write().catch(() => undefined), HEARTBEAT_MS);
+  let heartbeat: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    heartbeat = write().catch(() => undefined);
+  }, HEARTBEAT_MS);
   timer.unref();
   return {
     async release() {
       clearInterval(timer);
+      await heartbeat; // a heartbeat write still in flight would bring the lock back after the remove
       await backend.remove(mine);
     },
   };

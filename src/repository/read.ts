@@ -58,14 +58,33 @@ export async function readManifest(backend: Backend, g: Generation, files: Gener
   return m;
 }
 
+/** Where a volume stream got to: the volume being read, and the mismatch it met, if any. */
+export interface VolumeProgress {
+  current?: string;
+  failure?: CerberusError;
+}
+
+function volumeMismatch(where: string, name: string, n: number): CerberusError {
+  return new CerberusError('INTEGRITY', `${where}: volume ${name} does not match its SHA256SUMS (${n} bytes read)`, {
+    hint: 'the volume is damaged or truncated; use another restore point or target',
+  });
+}
+
 /**
  * The volumes of a generation as one stream, each checked against SHA256SUMS as it passes:
  * a flipped byte, a truncated or swapped volume stops the stream with an error naming it.
  */
-export function volumeStream(backend: Backend, g: Generation, files: GenerationFiles, onBytes?: (n: number) => void): Readable {
+export function volumeStream(
+  backend: Backend,
+  g: Generation,
+  files: GenerationFiles,
+  onBytes?: (n: number) => void,
+  progress: VolumeProgress = {},
+): Readable {
   const where = `${backend.description} ${g.level}/${g.id}`;
   async function* gen(): AsyncGenerator<Buffer> {
     for (const v of files.volumes) {
+      progress.current = v.name;
       const hash = createHash('sha256');
       let n = 0;
       for await (const chunk of await backend.get(joinPath(g.dir, v.name))) {
@@ -76,11 +95,22 @@ export function volumeStream(backend: Backend, g: Generation, files: GenerationF
         yield b;
       }
       if (hash.digest('hex') !== files.sums.get(v.name)) {
-        throw new CerberusError('INTEGRITY', `${where}: volume ${v.name} does not match its SHA256SUMS (${n} bytes read)`, {
-          hint: 'the volume is damaged or truncated; use another restore point or target',
-        });
+        progress.failure = volumeMismatch(where, v.name, n);
+        throw progress.failure;
       }
+      progress.current = undefined;
     }
   }
   return Readable.from(gen(), { objectMode: false });
+}
+
+/** Hashes one whole volume: the mismatch error when it does not match SHA256SUMS. */
+export async function checkVolume(backend: Backend, g: Generation, files: GenerationFiles, name: string): Promise<CerberusError | undefined> {
+  const hash = createHash('sha256');
+  let n = 0;
+  for await (const chunk of await backend.get(joinPath(g.dir, name))) {
+    hash.update(chunk as Buffer);
+    n += (chunk as Buffer).length;
+  }
+  return hash.digest('hex') === files.sums.get(name) ? undefined : volumeMismatch(`${backend.description} ${g.level}/${g.id}`, name, n);
 }

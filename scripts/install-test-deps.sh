@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine: GnuPG and GNU tar for interop
+# checks, GNU time for the benchmarks. Then the npm packages, exactly as locked.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v gpg >/dev/null 2>&1 || need+=(gnupg)
+command -v tar >/dev/null 2>&1 || need+=(tar)
+command -v xargs >/dev/null 2>&1 || need+=(findutils)
+[ -x /usr/bin/time ] || need+=(time)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: need ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  # never let a package install start a daemon on this machine
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund

@@ -1,0 +1,225 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, cerberus, diffTrees, snapshotTree, workspace, type TreeEntry, type Workspace } from '../helpers/cli.js';
+
+/**
+ * 400 simulated days of a changing document folder, one backup a day with --now, pruning
+ * after each. The daily loop calls the built CLI's main() in-process (the same argv parsing
+ * and code as the binary, without 400 process starts); the final checks spawn the binary.
+ */
+
+const DAYS = 400;
+const START = Date.UTC(2025, 9, 1, 2, 0, 0); // 2025-10-01 02:00 UTC: the first run of a quarter
+const POLICY = { daily: 7, weekly: 5, monthly: 12, quarterly: 8 };
+/** every remaining restore point is restored in full on these days, and at the end */
+const FULL_CHECK_EVERY = 20;
+
+type Main = (argv: string[], ctx: { env: NodeJS.ProcessEnv; stdout: Writable; stderr: Writable; cwd: string }) => Promise<number>;
+
+/** A small seeded PRNG (mulberry32): the same history on every run. */
+function rng(seed: number) {
+  let a = seed;
+  const next = () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: <T>(xs: T[]): T => xs[Math.floor(next() * xs.length)]!,
+    bytes: (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(next() * 256))),
+  };
+}
+
+async function listFiles(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fsp.readdir(path.join(root, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(root, r)));
+    else if (e.isFile()) out.push(r);
+  }
+  return out.sort();
+}
+
+async function listDirs(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fsp.readdir(path.join(root, rel), { withFileTypes: true })) {
+    if (!e.isDirectory()) continue;
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    out.push(r, ...(await listDirs(root, r)));
+  }
+  return out.sort();
+}
+
+const NAMES = ['report', 'Rechnung', 'notes', 'scan', 'contract', 'photo', 'Zoë', 'plan (final)', 'budget#2', 'memo 100%'];
+const EXTS = ['.txt', '.pdf', '.odt', '.csv', '.jpg'];
+
+/** A day of work: adds, edits, deletes, renames; now and then a folder or a link. */
+async function mutate(src: string, r: ReturnType<typeof rng>, day: number, when: Date): Promise<void> {
+  const dirs = ['', ...(await listDirs(src))];
+  const newName = () => `${r.pick(NAMES)}-${day}-${r.int(0, 999)}${r.pick(EXTS)}`;
+  for (let i = r.int(1, 3); i > 0; i--) {
+    const p = path.join(src, r.pick(dirs), newName());
+    await fsp.writeFile(p, r.bytes(r.int(0, 3000)));
+    await fsp.utimes(p, when, when);
+  }
+  let files = await listFiles(src);
+  for (let i = r.int(1, 3); i > 0 && files.length > 0; i--) {
+    const p = path.join(src, r.pick(files));
+    if (r.next() < 0.5) await fsp.appendFile(p, r.bytes(r.int(1, 200)));
+    else await fsp.writeFile(p, r.bytes(r.int(0, 3000)));
+    await fsp.utimes(p, when, when);
+  }
+  files = await listFiles(src);
+  if (files.length > 40) {
+    for (let i = r.int(0, 2); i > 0; i--) await fsp.rm(path.join(src, r.pick(files)), { force: true });
+  }
+  files = await listFiles(src);
+  if (r.next() < 0.6 && files.length > 0) {
+    const from = r.pick(files);
+    await fsp.rename(path.join(src, from), path.join(src, r.pick(dirs), newName()));
+  }
+  if (r.next() < 0.15 && dirs.length < 12) await fsp.mkdir(path.join(src, r.pick(dirs), `folder ${day}`), { recursive: true });
+  if (r.next() < 0.05) {
+    const empty = (await listDirs(src)).filter((d) => d.split('/').length > 1);
+    const d = empty.length > 0 ? r.pick(empty) : undefined;
+    if (d && (await fsp.readdir(path.join(src, d))).length === 0) await fsp.rmdir(path.join(src, d));
+  }
+  if (r.next() < 0.1 && files.length > 0) {
+    const link = path.join(src, `link-${day}`);
+    await fsp.symlink(r.pick(files), link);
+  }
+  if (r.next() < 0.05) {
+    const f = await listFiles(src);
+    if (f.length > 0) await fsp.chmod(path.join(src, r.pick(f)), r.pick([0o600, 0o640, 0o644, 0o755]));
+  }
+}
+
+class Sink extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: () => void) {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+interface ListedPoint {
+  id: string;
+  level: string;
+  parent: string | null;
+  state: string;
+}
+
+describe('a 400-day history', () => {
+  let ws: Workspace;
+  let main: Main;
+  const expected = new Map<string, Map<string, TreeEntry>>();
+  const created: Record<string, number> = { daily: 0, weekly: 0, monthly: 0, quarterly: 0 };
+  let restores = 0;
+
+  const call = async (argv: string[]) => {
+    const stdout = new Sink();
+    const stderr = new Sink();
+    const code = await main(argv, { env: { ...ws.env, TZ: 'UTC' }, stdout, stderr, cwd: ws.dir });
+    return { code, stdout: stdout.text, stderr: stderr.text };
+  };
+
+  const restoreAndCompare = async (id: string) => {
+    const to = path.join(ws.dir, 'restore-check');
+    await fsp.rm(to, { recursive: true, force: true });
+    const r = await call(['restore', '-c', ws.config, '--at', id, '--to', to]);
+    expect(r.code, `restore ${id}: ${r.stderr}`).toBe(0);
+    expect(diffTrees(expected.get(id)!, await snapshotTree(to)), `restore point ${id}`).toEqual([]);
+    restores++;
+  };
+
+  beforeAll(async () => {
+    // an unprotected key: the passphrase's key stretching would dominate a thousand restores
+    ws = await workspace({ volumeSize: '16KiB', keygen: false });
+    expect((await ws.run(['keygen', '--out', 'keys', '--no-passphrase'])).code).toBe(0);
+    main = ((await import(path.join(path.dirname(BIN), '../cli/main.js'))) as { main: Main }).main;
+    expect((await call(['init', '-c', ws.config])).code).toBe(0);
+    const r = rng(20261122);
+    for (let i = 0; i < 30; i++) {
+      const dir = path.join(ws.src, r.pick(['', 'letters', 'invoices/2025', 'scans']));
+      await fsp.mkdir(dir, { recursive: true });
+      await fsp.writeFile(path.join(dir, `seed-${i}.txt`), r.bytes(r.int(0, 4000)));
+    }
+    await fsp.mkdir(path.join(ws.src, 'empty'), { recursive: true });
+  });
+
+  afterAll(async () => {
+    if (ws) await fsp.rm(ws.dir, { recursive: true, force: true });
+  });
+
+  it('backs up every day, prunes, and every remaining point restores bit-exactly', async () => {
+    const r = rng(42);
+    for (let day = 0; day < DAYS; day++) {
+      const when = new Date(START + day * 86_400_000 + r.int(0, 3600) * 1000);
+      if (day > 0) await mutate(ws.src, r, day, when);
+      const snapshot = await snapshotTree(ws.src);
+
+      const b = await call(['backup', '-c', ws.config, '--now', when.toISOString(), '--json']);
+      expect(b.code, `day ${day}: ${b.stderr}`).toBe(0);
+      const result = JSON.parse(b.stdout) as { targets: Array<{ id: string; level: string; status: string }> };
+      const t = result.targets[0]!;
+      expect(t.status).toBe('committed');
+      expected.set(t.id, snapshot);
+      created[t.level] = (created[t.level] ?? 0) + 1;
+
+      const l = await call(['list', '-c', ws.config, '--json']);
+      const points = (JSON.parse(l.stdout) as { points: ListedPoint[] }).points;
+      const ids = new Set(points.map((p) => p.id));
+      for (const id of [...expected.keys()]) if (!ids.has(id)) expected.delete(id);
+      // after every prune: every remaining point's chain is whole
+      for (const p of points) {
+        expect(p.state).toBe('committed');
+        if (p.parent) expect(ids.has(p.parent), `${p.id} lost its parent ${p.parent}`).toBe(true);
+      }
+      await restoreAndCompare(t.id);
+      if (day % 50 === 0) console.log(`day ${day}: ${points.length} points, ${restores} restores, ${Math.round(performance.now() / 1000)} s`);
+      if (day % FULL_CHECK_EVERY === FULL_CHECK_EVERY - 1 || day === DAYS - 1) {
+        for (const p of points) await restoreAndCompare(p.id);
+      }
+    }
+
+    const final = (JSON.parse((await call(['list', '-c', ws.config, '--json'])).stdout) as { points: ListedPoint[] }).points;
+    const counts: Record<string, number> = {};
+    for (const p of final) counts[p.level] = (counts[p.level] ?? 0) + 1;
+    for (const [level, n] of Object.entries(POLICY)) {
+      expect(counts[level] ?? 0, `${level}: created ${created[level]}`).toBe(Math.min(n, created[level] ?? 0));
+    }
+    // the simulation must have exercised every level and pruning
+    expect(created.quarterly).toBeGreaterThanOrEqual(5);
+    expect(created.monthly).toBeGreaterThanOrEqual(8);
+    expect(created.weekly).toBeGreaterThan(POLICY.weekly);
+    expect(created.daily).toBeGreaterThan(POLICY.daily);
+    expect(restores).toBeGreaterThan(DAYS + 30 * (DAYS / FULL_CHECK_EVERY) * 0.5);
+  }, 900_000);
+
+  it('restores a point chosen by date with the built binary, bit-exactly', async () => {
+    const points = (JSON.parse((await call(['list', '-c', ws.config, '--json'])).stdout) as { points: ListedPoint[] }).points;
+    const monthly = points.find((p) => p.level === 'monthly');
+    expect(monthly).toBeDefined();
+    const day = monthly!.id.slice(0, 10);
+    const to = path.join(ws.dir, 'by-date');
+    const r = await cerberus(['restore', '-c', ws.config, '--at', day, '--to', to], { cwd: ws.dir, env: ws.env });
+    expect(r.code, r.stderr).toBe(0);
+    // the newest point on or before that day
+    const want = points.filter((p) => p.id.slice(0, 10) <= day).at(-1)!;
+    expect(r.stdout).toContain(want.id);
+    expect(diffTrees(expected.get(want.id)!, await snapshotTree(to))).toEqual([]);
+  }, 120_000);
+
+  it('passes verify and verify --full', async () => {
+    const quick = await cerberus(['verify', '-c', ws.config], { cwd: ws.dir, env: ws.env });
+    expect(quick.code, quick.stderr).toBe(0);
+    const full = await cerberus(['verify', '-c', ws.config, '--full'], { cwd: ws.dir, env: ws.env });
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stdout).toMatch(/no problems/);
+  }, 300_000);
+});

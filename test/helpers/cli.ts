@@ -1,0 +1,157 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = path.join(ROOT, 'dist/bin/cerberus.js');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the BUILT cli as a user would (`npm run build` first; `npm test` does). */
+export function cerberus(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: opts.cwd,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/**
+ * Scratch space for tests: tmpfs when the machine has it (fsync is free there, and the
+ * tests make thousands of small commits), else the system temp folder.
+ */
+export const TEST_TMP = process.env.CERBERUS_TEST_TMP ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
+
+export async function tempDir(prefix = 'cerberus-test-'): Promise<string> {
+  return fsp.mkdtemp(path.join(TEST_TMP, prefix));
+}
+
+export interface Workspace {
+  dir: string;
+  src: string;
+  repo: string;
+  state: string;
+  keys: string;
+  config: string;
+  env: NodeJS.ProcessEnv;
+  run(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult>;
+}
+
+export const PASSPHRASE = 'correct horse battery staple';
+
+/**
+ * A scratch folder with a source, a key pair (made once per workspace with `cerberus keygen`),
+ * a local target and a config. `yamlExtra` is appended to the job.
+ */
+export async function workspace(opts: { yamlExtra?: string; volumeSize?: string; keygen?: boolean } = {}): Promise<Workspace> {
+  const dir = await tempDir();
+  const ws: Workspace = {
+    dir,
+    src: path.join(dir, 'src'),
+    repo: path.join(dir, 'repo'),
+    state: path.join(dir, 'state'),
+    keys: path.join(dir, 'keys'),
+    config: path.join(dir, 'cerberus.yaml'),
+    env: {},
+    run: (args, extraEnv) => cerberus(args, { cwd: dir, env: { ...ws.env, ...extraEnv } }),
+  };
+  ws.env = {
+    CERBERUS_STATE_DIR: ws.state,
+    CERBERUS_KEY_PASSPHRASE: PASSPHRASE,
+    CERBERUS_PRIVATE_KEY_FILE: path.join(ws.keys, 'cerberus.key.asc'),
+  };
+  await fsp.mkdir(ws.src, { recursive: true });
+  await fsp.writeFile(
+    ws.config,
+    [
+      'jobs:',
+      '  docs:',
+      '    source: { paths: [src] }',
+      '    encryption: { kind: openpgp, recipients: [keys/cerberus.pub.asc] }',
+      '    targets:',
+      '      - { name: usb, type: local, path: repo }',
+      '    timezone: UTC',
+      `    volumeSize: ${opts.volumeSize ?? '64KiB'}`,
+      opts.yamlExtra ?? '',
+    ].join('\n') + '\n',
+  );
+  if (opts.keygen !== false) {
+    const r = await ws.run(['keygen', '--out', 'keys', '--email', 'test@example.org']);
+    if (r.code !== 0) throw new Error(`keygen failed: ${r.stderr}`);
+  }
+  return ws;
+}
+
+export interface TreeEntry {
+  type: 'file' | 'dir' | 'symlink';
+  mode: number;
+  /** microseconds: Node restores times through utimes, which keeps microseconds */
+  mtimeUs: bigint;
+  size?: number;
+  sha?: string;
+  target?: string;
+}
+
+/** Everything a restore must get right, path by path. */
+export async function snapshotTree(root: string, opts: { dirTimes?: boolean } = {}): Promise<Map<string, TreeEntry>> {
+  const { createHash } = await import('node:crypto');
+  const out = new Map<string, TreeEntry>();
+  async function walk(dir: string, rel: string) {
+    for (const name of (await fsp.readdir(dir)).sort()) {
+      const abs = path.join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = await fsp.lstat(abs, { bigint: true });
+      const mtimeUs = st.mtimeNs / 1000n;
+      const mode = Number(st.mode & 0o7777n);
+      if (st.isSymbolicLink()) out.set(r, { type: 'symlink', mode, mtimeUs, target: await fsp.readlink(abs) });
+      else if (st.isDirectory()) {
+        out.set(r, { type: 'dir', mode, mtimeUs: opts.dirTimes === false ? 0n : mtimeUs });
+        await walk(abs, r);
+      } else if (st.isFile()) {
+        const sha = createHash('sha256').update(await fsp.readFile(abs)).digest('hex');
+        out.set(r, { type: 'file', mode, mtimeUs, size: Number(st.size), sha });
+      }
+    }
+  }
+  await walk(root, '');
+  return out;
+}
+
+/**
+ * Differences between two trees; empty when identical. Times may differ by a few
+ * microseconds: Node's utimes goes through a double and libuv keeps microseconds.
+ */
+export function diffTrees(a: Map<string, TreeEntry>, b: Map<string, TreeEntry>, toleranceUs = 5n): string[] {
+  const diffs: string[] = [];
+  for (const [p, ea] of a) {
+    const eb = b.get(p);
+    if (!eb) {
+      diffs.push(`missing: ${p}`);
+      continue;
+    }
+    const dt = ea.mtimeUs > eb.mtimeUs ? ea.mtimeUs - eb.mtimeUs : eb.mtimeUs - ea.mtimeUs;
+    const same =
+      ea.type === eb.type && ea.mode === eb.mode && ea.size === eb.size && ea.sha === eb.sha && ea.target === eb.target && dt <= toleranceUs;
+    if (!same) diffs.push(`differs: ${p} ${JSON.stringify(ea, big)} vs ${JSON.stringify(eb, big)}`);
+  }
+  for (const p of b.keys()) if (!a.has(p)) diffs.push(`extra: ${p}`);
+  return diffs;
+}
+
+const big = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);

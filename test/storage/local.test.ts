@@ -1,0 +1,213 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CerberusError } from '../../src/errors.js';
+import { joinPath, removeTree } from '../../src/storage/backend.js';
+import { LocalBackend } from '../../src/storage/local.js';
+
+let root: string;
+let b: LocalBackend;
+
+beforeEach(async () => {
+  root = await fsp.mkdtemp(path.join(os.tmpdir(), 'cerberus-local-'));
+  b = new LocalBackend(root);
+});
+afterEach(async () => {
+  await fsp.rm(root, { recursive: true, force: true });
+});
+
+const body = (...parts: Array<string | Buffer>) => () => Readable.from(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+const put = (p: string, data: string | Buffer) => b.put(p, body(data), Buffer.byteLength(data));
+const read = async (p: string, range?: { start: number; end?: number }) => {
+  const out: Buffer[] = [];
+  for await (const c of await b.get(p, range)) out.push(c as Buffer);
+  return Buffer.concat(out).toString();
+};
+/** every entry under root, temp files included */
+async function everything(dir = root): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    out.push(path.relative(root, p));
+    if (e.isDirectory()) out.push(...(await everything(p)));
+  }
+  return out.sort();
+}
+async function errorOf(p: Promise<unknown>): Promise<CerberusError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CerberusError);
+  return err as CerberusError;
+}
+
+describe('LocalBackend', () => {
+  it('declares what it can do', () => {
+    expect(b.capabilities).toMatchObject({ atomicPut: true, move: true, serverSideCopy: true, hardLink: true });
+    expect(b.description).toBe(`local:${root}`);
+  });
+
+  it('puts and gets a file, creating its folders', async () => {
+    await b.put('a/b/c.txt', body('hello ', 'world'), 11);
+    expect(await read('a/b/c.txt')).toBe('hello world');
+    expect(await fsp.readFile(path.join(root, 'a/b/c.txt'), 'utf8')).toBe('hello world');
+    expect(await everything()).toEqual(['a', 'a/b', 'a/b/c.txt']);
+  });
+
+  it('gets a byte range, end inclusive', async () => {
+    await put('r', '0123456789');
+    expect(await read('r', { start: 3, end: 5 })).toBe('345');
+    expect(await read('r', { start: 7 })).toBe('789');
+    expect(await read('r', { start: 0, end: 0 })).toBe('0');
+    expect(await read('r', { start: 9, end: 100 })).toBe('9');
+  });
+
+  it('overwrites a file whole', async () => {
+    await put('f', 'first version, long');
+    await put('f', 'second');
+    expect(await read('f')).toBe('second');
+    expect(await everything()).toEqual(['f']);
+  });
+
+  it('fails a put whose size is wrong and leaves nothing behind', async () => {
+    const e = await errorOf(b.put('dir/f', body('12345'), 6));
+    expect(e.code).toBe('STORAGE');
+    expect(e.message).toMatch(/wrote 5 bytes .*expected 6/);
+    expect(await b.stat('dir/f')).toBeUndefined();
+    expect(await everything()).toEqual(['dir']);
+    expect((await errorOf(b.put('dir/g', body('1234567'), 6))).code).toBe('STORAGE');
+    expect(await everything()).toEqual(['dir']);
+  });
+
+  it('keeps the old file when a put over it fails', async () => {
+    await put('keep', 'old content');
+    expect((await errorOf(b.put('keep', body('new'), 99))).code).toBe('STORAGE');
+    const broken = () =>
+      Readable.from(
+        (async function* () {
+          yield Buffer.from('partial');
+          throw new Error('connection reset');
+        })(),
+      );
+    const e = await errorOf(b.put('keep', broken, 100));
+    expect(e.code).toBe('IO');
+    expect(await read('keep')).toBe('old content');
+    expect(await everything()).toEqual(['keep']);
+  });
+
+  it('handles names with spaces, #, %, ?, unicode, and empty files', async () => {
+    const names = ['with space.txt', 'hash#tag', '100%', 'what?', 'ünïcödé 日本語.txt', 'a%20b', 'plus+sign', "quote'\"", 'semi;colon', 'amp&er=sand'];
+    for (const n of names) await put(`odd dir #1/${n}`, `content of ${n}`);
+    await put('odd dir #1/empty', '');
+    for (const n of names) expect(await read(`odd dir #1/${n}`)).toBe(`content of ${n}`);
+    expect(await read('odd dir #1/empty')).toBe('');
+    expect(await b.stat('odd dir #1/empty')).toEqual({ name: 'empty', size: 0, isDir: false });
+    const listed = await b.list('odd dir #1');
+    expect(listed.map((e) => e.name).sort()).toEqual([...names, 'empty'].sort());
+    // the names on disk are the names given: no escaping
+    expect((await fsp.readdir(path.join(root, 'odd dir #1'))).sort()).toEqual([...names, 'empty'].sort());
+  });
+
+  it('stats files and folders, and nothing for what is absent', async () => {
+    await put('d/f', 'abc');
+    expect(await b.stat('d/f')).toEqual({ name: 'f', size: 3, isDir: false });
+    expect(await b.stat('d')).toMatchObject({ name: 'd', isDir: true });
+    expect(await b.stat('d/absent')).toBeUndefined();
+    expect(await b.stat('absent/deeper')).toBeUndefined();
+  });
+
+  it('lists direct children, sorted, with sizes; an absent folder is empty', async () => {
+    await put('l/b.txt', '22');
+    await put('l/a.txt', '1');
+    await put('l/sub/deep.txt', 'x');
+    await b.mkdir('l/empty');
+    expect(await b.list('l')).toEqual([
+      { name: 'a.txt', size: 1, isDir: false },
+      { name: 'b.txt', size: 2, isDir: false },
+      { name: 'empty', size: 0, isDir: true },
+      { name: 'sub', size: 0, isDir: true },
+    ]);
+    expect(await b.list('nothing/here')).toEqual([]);
+    expect(await b.list('')).toEqual([{ name: 'l', size: 0, isDir: true }]);
+  });
+
+  it('removes files and empty folders; absent is fine; a full folder is not removed', async () => {
+    await put('x/f', 'f');
+    await b.remove('x/f');
+    expect(await b.stat('x/f')).toBeUndefined();
+    await b.remove('x/f');
+    await b.remove('never/was');
+    await put('x/g', 'g');
+    const e = await errorOf(b.remove('x'));
+    expect(e.code).toBe('IO');
+    expect(await read('x/g')).toBe('g');
+    await b.remove('x/g');
+    await b.remove('x');
+    expect(await everything()).toEqual([]);
+  });
+
+  it('removes a tree through the interface', async () => {
+    await put('t/a', '1');
+    await put('t/b/c', '2');
+    await b.mkdir('t/b/d/e');
+    await put('other', '3');
+    await removeTree(b, 't');
+    expect(await everything()).toEqual(['other']);
+  });
+
+  it('makes folders, nested, and again without error', async () => {
+    await b.mkdir('m/n/o');
+    await b.mkdir('m/n/o');
+    expect(await b.stat('m/n/o')).toMatchObject({ isDir: true });
+  });
+
+  it('moves files and folders, creating the new parent', async () => {
+    await put('from/f', 'file');
+    await put('from/sub/g', 'deep');
+    await b.move('from/f', 'to/here/f2');
+    expect(await read('to/here/f2')).toBe('file');
+    expect(await b.stat('from/f')).toBeUndefined();
+    await b.move('from', 'moved');
+    expect(await read('moved/sub/g')).toBe('deep');
+    expect(await b.stat('from')).toBeUndefined();
+    expect((await errorOf(b.move('absent', 'x'))).code).toBe('IO');
+  });
+
+  it('copies by hard link: same inode, same content', async () => {
+    await put('src/f', 'shared bytes');
+    await b.copy('src/f', 'dst/deeper/f');
+    const [s, d] = await Promise.all([fsp.stat(path.join(root, 'src/f')), fsp.stat(path.join(root, 'dst/deeper/f'))]);
+    expect(d.ino).toBe(s.ino);
+    expect(d.dev).toBe(s.dev);
+    expect(s.nlink).toBe(2);
+    expect(await read('dst/deeper/f')).toBe('shared bytes');
+    // a later put replaces the name, not the shared inode: the copy keeps its content
+    await put('src/f', 'changed');
+    expect(await read('dst/deeper/f')).toBe('shared bytes');
+    expect((await errorOf(b.copy('src/f', 'dst/deeper/f'))).code).toBe('IO');
+  });
+
+  it('gives IO for a missing file at get time, not mid-stream', async () => {
+    const e = await errorOf(b.get('nope'));
+    expect(e.code).toBe('IO');
+    expect(e.message).toContain('nope');
+  });
+
+  it("refuses paths with '..' and ignores empty and '.' segments", async () => {
+    for (const p of ['../escape', 'a/../../escape', 'a/..']) {
+      await expect(b.put(p, body('x'), 1)).rejects.toThrow(/\.\./);
+      await expect(b.stat(p)).rejects.toThrow(/\.\./);
+    }
+    await put('./a//b/./c', 'ok');
+    expect(await read('a/b/c')).toBe('ok');
+    expect(await fsp.readdir(path.dirname(root))).not.toContain('escape');
+  });
+
+  it('joins paths the same way', () => {
+    expect(joinPath('a/', '/b', './c', '', 'd/e')).toBe('a/b/c/d/e');
+    expect(joinPath('', '')).toBe('');
+  });
+});
