@@ -143,7 +143,7 @@ async function backupTarget(
       for (const r of run.suspicious) reporter.warn(`guard: ${r}`);
       reporter.warn(`generation ${level}/${id} on ${target.name} is marked suspicious; nothing was pruned`);
     } else if (run.unreadable > 0) {
-      reporter.info('some files could not be read, so nothing was pruned this time');
+      reporter.warn('some files could not be read, so nothing was pruned this time');
     } else {
       const pruned = await pruneRepository(backend, job.retention, opts.now, {
         dryRun: false,
@@ -230,6 +230,27 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     files: 0, dirs: 0, symlinks: 0, bytes: 0, storedFiles: 0, storedBytes: 0, deleted: 0, changedFiles: 0, uploadedBytes: 0,
   };
 
+  // progress: every file visited counts, stored or not; totals come from a parallel count
+  const visited = { files: 0, bytes: 0 };
+  const totals = { files: 0, bytes: 0, done: false };
+  if (reporter.interactive) {
+    void (async () => {
+      for await (const ev of walkSource(job.source.paths, new Excluder(job.source.exclude))) {
+        if (ev.kind === 'entry' && ev.entry.type === 'file') {
+          totals.files++;
+          totals.bytes += ev.entry.size;
+        }
+      }
+      totals.done = true;
+    })().catch(() => undefined);
+  }
+  const tick = () =>
+    reporter.progress({
+      files: visited.files,
+      bytes: visited.bytes,
+      ...(totals.done ? { totalFiles: totals.files, totalBytes: totals.bytes } : {}),
+    });
+
   const problem = (msg: string) => {
     problems.push(msg);
     reporter.warn(msg);
@@ -293,7 +314,8 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
           transform(chunk: Buffer, _enc, cb) {
             hash.update(chunk);
             stats.storedBytes += chunk.length;
-            reporter.progress({ files: stats.files, bytes: stats.storedBytes });
+            visited.bytes += chunk.length;
+            tick();
             cb(null, chunk);
           },
         });
@@ -378,9 +400,12 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
           const unchanged =
             known !== undefined && p !== undefined && p.type === 'file' && p.sha256 === known.sha256 && p.size === e.size && sameMeta(p, e);
           let entry: FileEntry | undefined;
+          visited.files++;
           if (unchanged) {
             entry = { ...p, uid: e.uid, gid: e.gid };
             hashes.set(e.abs, known);
+            visited.bytes += e.size;
+            tick();
           } else if (opts.dryRun) {
             stats.storedFiles++;
             stats.storedBytes += e.size;

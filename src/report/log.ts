@@ -13,6 +13,8 @@ export interface ProgressState {
 }
 
 export interface Reporter {
+  /** a person is watching a terminal: worth a live progress line and the work to estimate totals */
+  readonly interactive: boolean;
   phase(message: string): void;
   info(message: string): void;
   warn(message: string): void;
@@ -35,6 +37,10 @@ export class ConsoleReporter implements Reporter {
 
   private get tty(): boolean {
     return Boolean(this.out.isTTY);
+  }
+
+  get interactive(): boolean {
+    return this.tty && !this.quiet;
   }
 
   private write(line: string): void {
@@ -83,6 +89,7 @@ export class ConsoleReporter implements Reporter {
 
 /** For tests and library use: remembers, prints nothing. */
 export class MemoryReporter implements Reporter {
+  readonly interactive = false;
   readonly warnings: string[] = [];
   readonly lines: string[] = [];
   phase(m: string) {

@@ -266,7 +266,7 @@ function runBounded(ws: Workspace, args: string[], ms: number): Promise<RunResul
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-describe.concurrent('bad input', () => {
+describe('bad input', () => {
   it('wrong private-key passphrase: exit 1, says so, restores nothing', async () => {
     const { ws, first } = await prepared();
     const repoBefore = await snapshotTree(ws.repo);

@@ -16,7 +16,6 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  await fsp.chmod(tmp, 0o700).catch(() => undefined);
   await fsp.rm(tmp, { recursive: true, force: true });
 });
 
@@ -167,8 +166,14 @@ describe('walkSource', () => {
   it('reports an unreadable folder as an error event and goes on', async () => {
     await put('locked/secret.txt');
     await put('z.txt');
-    await fsp.chmod(path.join(src, 'locked'), 0o000);
-    const out = await lines([src]);
+    const locked = path.join(src, 'locked');
+    await fsp.chmod(locked, 0o000);
+    let out: string[];
+    try {
+      out = await lines([src]);
+    } finally {
+      await fsp.chmod(locked, 0o755);
+    }
     if (process.getuid?.() === 0) {
       // root reads a 000 folder anyway; the vanishing folder below covers the error path
       expect(out).toContain('file locked/secret.txt');
