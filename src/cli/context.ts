@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import path from 'node:path';
 import { loadConfig, selectJob, type JobConfig } from '../config/index.js';
 import { usageError } from '../errors.js';
@@ -41,4 +42,11 @@ export function stateDir(ctx: CommandContext): string {
 
 export function printJson(ctx: CommandContext, value: unknown): void {
   ctx.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** The options every job command shares. Use as `command.apply(withJob)`. */
+export function withJob(cmd: Command): Command {
+  return cmd
+    .requiredOption('-c, --config <file>', 'the YAML config file')
+    .option('-j, --job <name>', 'the job (may be left out when the config has one)');
 }

@@ -111,7 +111,10 @@ async function* walkDir(dir: SourceEntry, isRoot: boolean, exclude: Excluder): A
   try {
     names = (await fsp.readdir(dir.abs)).sort(byName);
   } catch (err) {
-    yield { kind: 'error', path: dir.path, abs: dir.abs, error: err as NodeJS.ErrnoException };
+    // a folder deleted while we walk is simply gone, as a file would be
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      yield { kind: 'error', path: dir.path, abs: dir.abs, error: err as NodeJS.ErrnoException };
+    }
     names = [];
   }
   for (const name of names) {

@@ -126,14 +126,24 @@ export class ExactLength extends Transform {
     if (room > 0) this.push(chunk.length <= room ? chunk : chunk.subarray(0, room));
     cb();
   }
+  private readWanted: (() => void) | undefined;
+  override _read(size: number): void {
+    const wake = this.readWanted;
+    this.readWanted = undefined;
+    wake?.();
+    super._read(size);
+  }
+  // padding follows backpressure: a file that shrank by gigabytes must not be padded in memory
   override _flush(cb: TransformCallback): void {
-    let missing = this.size - Math.min(this.seen, this.size);
-    while (missing > 0) {
-      const n = Math.min(missing, 65536);
-      this.push(Buffer.alloc(n));
-      missing -= n;
-    }
-    cb();
+    const pad = async () => {
+      let missing = this.size - Math.min(this.seen, this.size);
+      while (missing > 0 && !this.destroyed) {
+        const n = Math.min(missing, 65536);
+        missing -= n;
+        if (!this.push(Buffer.alloc(n))) await new Promise<void>((resolve) => (this.readWanted = resolve));
+      }
+    };
+    pad().then(() => cb(), cb);
   }
 }
 

@@ -322,8 +322,9 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
         const body = new PassThrough();
         const read = pipeline(fh.createReadStream({ autoClose: false }), exact, tap, body);
         const mtimeNs = before.mtimeNs.toString();
+        const mode = Number(before.mode & 0o7777n);
         await Promise.all([
-          tar.addFile({ path: e.path, type: 'file', mode: e.mode, mtimeNs, size, uid: e.uid, gid: e.gid }, body),
+          tar.addFile({ path: e.path, type: 'file', mode, mtimeNs, size, uid: e.uid, gid: e.gid }, body),
           read,
         ]);
         const after = await fsp.lstat(e.abs, { bigint: true }).catch(() => undefined);
@@ -334,7 +335,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
         if (!stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
         hashes.set(e.abs, { size, mtimeNs, ctimeNs: before.ctimeNs.toString(), ino: e.ino, sha256 });
         return {
-          path: e.path, type: 'file', size, mtimeNs, mode: Number(before.mode & 0o7777n), uid: e.uid, gid: e.gid, sha256, holder: id,
+          path: e.path, type: 'file', size, mtimeNs, mode, uid: e.uid, gid: e.gid, sha256, holder: id,
         };
       } finally {
         await fh.close();
@@ -374,9 +375,12 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
             if (!opts.dryRun) await tar.addEntry({ path: e.path, type: 'directory', mode: e.mode, mtimeNs: e.mtimeNs, size: 0, uid: e.uid, gid: e.gid });
             markChanged();
           }
-          entries.push(entry);
-          seen.set(e.path, 'dir');
-          count(entry);
+          if (!seen.has(e.path)) {
+            // an unreadable folder was already carried over from the parent, itself included
+            entries.push(entry);
+            seen.set(e.path, 'dir');
+            count(entry);
+          }
           break;
         }
         case 'entry': {

@@ -6,7 +6,7 @@ import type { FileEntry } from '../engine/manifest.js';
 import { decryptStream, type Opening } from '../formats/openpgp/message.js';
 import { readTar } from '../formats/tar.js';
 import { requireDescriptor } from '../repository/descriptor.js';
-import { listGenerations, type Generation } from '../repository/generations.js';
+import { listGenerations, SUMS, type Generation } from '../repository/generations.js';
 import { generationFiles, readManifest, volumeStream } from '../repository/read.js';
 import { joinPath, type Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
@@ -55,7 +55,9 @@ export async function runVerify(job: JobConfig, opts: { full: boolean; opening?:
         if (opts.full && opts.opening) await verifyContent(backend, g, ids, opts.opening, fail);
         else opts.reporter.info(`${name}: ok`);
       } catch (err) {
-        fail(describeError(err));
+        // verify takes no lock: a prune may remove a generation under it, which is no damage
+        if (!(await backend.stat(joinPath(g.dir, SUMS)))) opts.reporter.info(`${name}: removed while being verified`);
+        else fail(describeError(err));
       }
     }
   }

@@ -7,6 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { CerberusError, ioError } from '../errors.js';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo } from './backend.js';
 
+const TMP_PREFIX = '.tmp-';
+
 /** A folder on a local or mounted disk: temp file + fsync + rename, copy by hard link. */
 export class LocalBackend implements Backend {
   readonly capabilities: Capabilities = {
@@ -30,7 +32,7 @@ export class LocalBackend implements Backend {
 
   async put(p: string, body: BodySource, size: number): Promise<void> {
     const dest = this.abs(p);
-    const tmp = path.join(path.dirname(dest), `.tmp-${randomBytes(6).toString('hex')}-${path.basename(dest)}`);
+    const tmp = path.join(path.dirname(dest), `${TMP_PREFIX}${randomBytes(6).toString('hex')}-${path.basename(dest)}`);
     try {
       await fsp.mkdir(path.dirname(dest), { recursive: true });
       const out = fs.createWriteStream(tmp, { flags: 'wx' });
@@ -84,6 +86,7 @@ export class LocalBackend implements Backend {
     }
     const out: ObjectInfo[] = [];
     for (const e of entries) {
+      if (e.name.startsWith(TMP_PREFIX)) continue; // a put in flight, or one a crash cut short
       if (e.isDirectory()) out.push({ name: e.name, size: 0, isDir: true });
       else if (e.isFile()) {
         const st = await fsp.stat(path.join(abs, e.name)).catch(() => undefined);
@@ -97,7 +100,10 @@ export class LocalBackend implements Backend {
     const abs = this.abs(p);
     try {
       const st = await fsp.lstat(abs);
-      if (st.isDirectory()) await fsp.rmdir(abs);
+      if (st.isDirectory()) {
+        for (const n of await fsp.readdir(abs)) if (n.startsWith(TMP_PREFIX)) await fsp.rm(path.join(abs, n), { force: true });
+        await fsp.rmdir(abs);
+      }
       else await fsp.unlink(abs);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;

@@ -121,10 +121,13 @@ describe('backup and restore through the CLI', () => {
     await ready(ws);
     await fsp.writeFile(path.join(ws.src, 'secret.txt'), 'version 1');
     await fsp.writeFile(path.join(ws.src, 'open.txt'), 'open');
+    await fsp.mkdir(path.join(ws.src, 'private/inner'), { recursive: true });
+    await fsp.writeFile(path.join(ws.src, 'private/inner/diary.txt'), 'dear diary');
     expect((await backupJson(ws, '2026-03-02T02:00:00Z')).code).toBe(0);
     expect((await backupJson(ws, '2026-03-03T02:00:00Z')).code).toBe(0);
     await fsp.writeFile(path.join(ws.src, 'secret.txt'), 'version 2');
     await fsp.chmod(path.join(ws.src, 'secret.txt'), 0o000);
+    await fsp.chmod(path.join(ws.src, 'private'), 0o000);
 
     // root reads anything: run the backup as nobody (who owns everything but that file's read bit)
     const asRoot = process.getuid?.() === 0;
@@ -143,14 +146,17 @@ describe('backup and restore through the CLI', () => {
       : await ws.run(args);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/cannot read .*secret\.txt: EACCES; its last backed-up version is kept/);
+    expect(r.stderr).toMatch(/cannot read .*private: EACCES; its last backed-up state is kept/);
     expect(r.stderr).toMatch(/nothing was pruned/);
     expect((JSON.parse((await ws.run(['list', '-c', ws.config, '--json'])).stdout) as { points: unknown[] }).points).toHaveLength(3);
     if (asRoot) execFileSync('chown', ['-R', 'root:root', ws.dir]);
+    await fsp.chmod(path.join(ws.src, 'private'), 0o755);
 
     const to = path.join(ws.dir, 'out');
     expect((await ws.run(['restore', '-c', ws.config, '--at', 'latest', '--to', to])).code).toBe(0);
     expect(await fsp.readFile(path.join(to, 'secret.txt'), 'utf8')).toBe('version 1');
     expect(await fsp.readFile(path.join(to, 'open.txt'), 'utf8')).toBe('open');
+    expect(await fsp.readFile(path.join(to, 'private/inner/diary.txt'), 'utf8')).toBe('dear diary');
   }, 60_000);
 
   it('reports a file that keeps changing while it is read', async () => {

@@ -199,7 +199,7 @@ describe('a 400-day history', () => {
     expect(created.weekly).toBeGreaterThan(POLICY.weekly);
     expect(created.daily).toBeGreaterThan(POLICY.daily);
     expect(restores).toBeGreaterThan(DAYS + 30 * (DAYS / FULL_CHECK_EVERY) * 0.5);
-  }, 900_000);
+  }, 1_500_000);
 
   it('restores a point chosen by date with the built binary, bit-exactly', async () => {
     const points = (JSON.parse((await call(['list', '-c', ws.config, '--json'])).stdout) as { points: ListedPoint[] }).points;

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { runBackup, type BackupResult } from '../../jobs/backup.js';
 import { formatBytes, table } from '../../report/format.js';
-import { loadJob, parseNow, printJson, reporterFor, stateDir, type CommandContext, type JobOptions } from '../context.js';
+import { loadJob, parseNow, printJson, reporterFor, stateDir, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 interface BackupOptions extends JobOptions {
   now?: string;
@@ -18,8 +18,7 @@ export function backupExitCode(r: BackupResult): number {
 }
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  program
-    .command('backup')
+  withJob(program.command('backup'))
     .summary('make one generation on every target, then prune')
     .description(
       'Run one backup of a job: pick the level (the first run of a quarter makes a full quarterly;\n' +
@@ -29,8 +28,6 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         'but marked suspicious, ends with exit 3, and prunes nothing.\n\n' +
         'Exit codes: 0 ok, 1 failed, 2 usage or config, 3 warnings or guard tripped, 4 locked.',
     )
-    .requiredOption('-c, --config <file>', 'the YAML config file')
-    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
     .option('--now <iso-time>', 'pretend it is this time (for tests and simulations)')
     .option('--dry-run', 'show what would be stored; write nothing')
     .option('--rehash', 'read and hash every file, trusting no cached hash')

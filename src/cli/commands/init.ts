@@ -1,19 +1,16 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { runInit } from '../../jobs/init.js';
-import { loadJob, parseNow, reporterFor, type CommandContext, type JobOptions } from '../context.js';
+import { loadJob, parseNow, reporterFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  program
-    .command('init')
+  withJob(program.command('init'))
     .summary('create the repository on every target of a job')
     .description(
       'Create the repository on every target of the job: cerberus.json (what kind of repository,\n' +
         'which keys; no secrets) and RESTORE.md (how to restore with gpg and tar alone).\n' +
         'Running it again on a ready target changes nothing.',
     )
-    .requiredOption('-c, --config <file>', 'the YAML config file')
-    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
     .action(async (opts: JobOptions) => {
       const job = await loadJob(ctx, opts);
       const results = await runInit(job, { now: parseNow(undefined), reporter: reporterFor(ctx) });

@@ -2,15 +2,12 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { runList } from '../../jobs/list.js';
 import { formatBytes, table } from '../../report/format.js';
-import { loadJob, printJson, type CommandContext, type JobOptions } from '../context.js';
+import { loadJob, printJson, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  program
-    .command('list')
+  withJob(program.command('list'))
     .summary('list the restore points on every target')
     .description('List the restore points of a job on every target, oldest first. Needs no key.')
-    .requiredOption('-c, --config <file>', 'the YAML config file')
-    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
     .option('--json', 'print JSON on stdout')
     .action(async (opts: JobOptions & { json?: boolean }) => {
       const job = await loadJob(ctx, opts);

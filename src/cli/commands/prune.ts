@@ -4,11 +4,10 @@ import { pruneRepository } from '../../jobs/prune.js';
 import { acquireLock } from '../../repository/lock.js';
 import { requireDescriptor } from '../../repository/descriptor.js';
 import { openBackend } from '../../storage/open.js';
-import { loadJob, parseNow, printJson, reporterFor, type CommandContext, type JobOptions } from '../context.js';
+import { loadJob, parseNow, printJson, reporterFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  program
-    .command('prune')
+  withJob(program.command('prune'))
     .summary('apply retention alone')
     .description(
       'Apply the job\'s retention on every target: keep the newest N generations of each level,\n' +
@@ -16,8 +15,6 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         'children first, and clear unfinished generations left by dead runs. Refuses to run while\n' +
         'the newest generation is suspicious.',
     )
-    .requiredOption('-c, --config <file>', 'the YAML config file')
-    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
     .option('--dry-run', 'show what would be removed')
     .option('--now <iso-time>', 'pretend it is this time')
     .option('--ignore-suspicious', 'prune even though the newest generation is suspicious')

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runRestore } from '../../jobs/restore.js';
-import { loadJob, printJson, reporterFor, type CommandContext, type JobOptions } from '../context.js';
+import { loadJob, printJson, reporterFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 interface RestoreOptions extends JobOptions {
   target?: string;
@@ -15,8 +15,7 @@ interface RestoreOptions extends JobOptions {
 }
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  program
-    .command('restore')
+  withJob(program.command('restore'))
     .summary('restore a restore point, or some paths of it, into a folder')
     .description(
       'Restore a restore point into a folder. Files are written to a hidden staging folder inside\n' +
@@ -25,8 +24,6 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         'The private key comes from --key or $CERBERUS_PRIVATE_KEY_FILE, its passphrase from\n' +
         '$CERBERUS_KEY_PASSPHRASE (or the file in $CERBERUS_KEY_PASSPHRASE_FILE).',
     )
-    .requiredOption('-c, --config <file>', 'the YAML config file')
-    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
     .option('-t, --target <name>', 'the target to restore from (default: the job\'s first)')
     .requiredOption('--at <point>', 'latest, a date YYYY-MM-DD (newest point on or before that day), or an id')
     .requiredOption('--to <dir>', 'the folder to restore into (empty or absent, unless --overwrite)')

@@ -2,19 +2,16 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runVerify } from '../../jobs/verify.js';
-import { loadJob, printJson, reporterFor, type CommandContext, type JobOptions } from '../context.js';
+import { loadJob, printJson, reporterFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  program
-    .command('verify')
+  withJob(program.command('verify'))
     .summary('check every restore point on every target')
     .description(
       'Quick (default, no key needed): the structure, every chain, and every file against its\n' +
         'SHA256SUMS. --full: also decrypt everything and check every file against the manifest\n' +
         '(needs the private key, as for restore). Exit 1 when anything is wrong.',
     )
-    .requiredOption('-c, --config <file>', 'the YAML config file')
-    .option('-j, --job <name>', 'the job (may be left out when the config has one)')
     .option('--full', 'decrypt and check every file')
     .option('--key <file>', 'the private key file, for --full')
     .option('--json', 'print the result as JSON on stdout')
