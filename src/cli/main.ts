@@ -52,6 +52,11 @@ export async function main(argv: string[], ctx: Partial<CommandContext> = {}): P
   }
   for (const sub of program.commands) sub.exitOverride();
 
+  if (argv.length === 0) {
+    // no command is a usage error: help on stderr, exit 2
+    context.stderr.write(program.helpInformation());
+    return ExitCode.usage;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;

@@ -1,6 +1,7 @@
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { makeDirs } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
 import { parseManifest, type Manifest } from './manifest.js';
@@ -28,7 +29,7 @@ export interface HashRecord {
 async function writeAtomic(file: string, data: string): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await makeDirs(path.dirname(file));
     await fsp.writeFile(tmp, data);
     await fsp.rename(tmp, file);
   } catch (err) {
@@ -51,7 +52,7 @@ export class StateCache {
   /** a scratch folder on the local disk, for spooling volumes */
   async scratch(): Promise<string> {
     const dir = path.join(this.jobDir, 'tmp');
-    await fsp.mkdir(dir, { recursive: true }).catch((err: unknown) => {
+    await makeDirs(dir).catch((err: unknown) => {
       throw ioError(err, `cannot create ${dir} (set CERBERUS_STATE_DIR to a writable folder)`);
     });
     return fsp.mkdtemp(path.join(dir, 'run-'));

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Minimatch } from 'minimatch';
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, ioError } from '../errors.js';
+import { makeDirs } from '../fsutil.js';
 import { endOfLocalDay, isGenerationId, parseGenerationId } from '../engine/levels.js';
 import { isSafeRelativePath, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { RESERVED_DIR } from '../engine/walk.js';
@@ -130,23 +131,6 @@ async function prepareDestination(to: string, overwrite: boolean): Promise<{ cre
     });
   }
   return { created: !st };
-}
-
-/**
- * mkdir -p without Node's `recursive`, which spins forever where mkdir answers ENOENT under a
- * parent that exists (anywhere in /proc). A second ENOENT here is final.
- */
-async function makeDirs(dir: string): Promise<void> {
-  try {
-    await fsp.mkdir(dir);
-    return;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' && (await fsp.stat(dir)).isDirectory()) return;
-    if (code !== 'ENOENT' || path.dirname(dir) === dir) throw err;
-  }
-  await makeDirs(path.dirname(dir));
-  await fsp.mkdir(dir);
 }
 
 export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<RestoreResult> {

@@ -52,8 +52,9 @@ export async function runVerify(job: JobConfig, opts: { full: boolean; opening?:
           const got = await hashObject(backend, joinPath(g.dir, file));
           if (got !== want) fail(`${file} does not match SHA256SUMS`);
         }
+        const before = result.problems.length;
         if (opts.full && opts.opening) await verifyContent(backend, g, ids, opts.opening, fail);
-        else opts.reporter.info(`${name}: ok`);
+        if (result.problems.length === before) opts.reporter.info(`${name}: ok`);
       } catch (err) {
         // verify takes no lock: a prune may remove a generation under it, which is no damage
         if (!(await backend.stat(joinPath(g.dir, SUMS)))) opts.reporter.info(`${name}: removed while being verified`);

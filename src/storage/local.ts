@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirs } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -34,7 +35,7 @@ export class LocalBackend implements Backend {
     const dest = this.abs(p);
     const tmp = path.join(path.dirname(dest), `${TMP_PREFIX}${randomBytes(6).toString('hex')}-${path.basename(dest)}`);
     try {
-      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await makeDirs(path.dirname(dest));
       const out = fs.createWriteStream(tmp, { flags: 'wx' });
       await pipeline(body(), out);
       const fh = await fsp.open(tmp, 'r+');
@@ -112,7 +113,7 @@ export class LocalBackend implements Backend {
   }
 
   async mkdir(p: string): Promise<void> {
-    await fsp.mkdir(this.abs(p), { recursive: true }).catch((err: unknown) => {
+    await makeDirs(this.abs(p)).catch((err: unknown) => {
       throw ioError(err, `${this.description}: cannot create ${p}`);
     });
   }
@@ -120,7 +121,7 @@ export class LocalBackend implements Backend {
   async move(from: string, to: string): Promise<void> {
     const dest = this.abs(to);
     try {
-      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await makeDirs(path.dirname(dest));
       await fsp.rename(this.abs(from), dest);
       await syncDir(path.dirname(dest));
     } catch (err) {
@@ -131,7 +132,7 @@ export class LocalBackend implements Backend {
   async copy(from: string, to: string): Promise<void> {
     const dest = this.abs(to);
     try {
-      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await makeDirs(path.dirname(dest));
       await fsp.link(this.abs(from), dest);
     } catch (err) {
       throw ioError(err, `${this.description}: cannot copy ${from} to ${to}`);

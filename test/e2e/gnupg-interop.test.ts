@@ -38,6 +38,7 @@ describe('restoring with gpg and tar alone, as RESTORE.md says', () => {
   });
 
   afterAll(async () => {
+    await exec('gpgconf', ['--kill', 'gpg-agent'], { env: gpgEnv() }).catch(() => undefined);
     await fsp.rm(ws.dir, { recursive: true, force: true });
     await fsp.rm(gnupgHome, { recursive: true, force: true });
   });

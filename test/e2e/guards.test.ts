@@ -111,8 +111,8 @@ describe('guards', () => {
     for (let i = 0; i < FILES / 2; i++) await fsp.rm(path.join(ws.src, `doc-${i}.txt`));
     expect((await ws.run(['backup', '-c', ws.config, '--now', '2026-01-04T02:00:00Z'])).code).toBe(3);
     await fsp.writeFile(path.join(ws.src, 'new.txt'), 'one more\n');
-    // Tuesday: a daily again (Monday would make a weekly)
-    const r = await ws.run(['backup', '-c', ws.config, '--now', '2026-01-06T02:00:00Z']);
+    // later the same day: a daily again (a new ISO week would make a weekly)
+    const r = await ws.run(['backup', '-c', ws.config, '--now', '2026-01-04T05:00:00Z']);
     expect(r.code, r.stderr).toBe(0);
     // the suspicious daily took none of the daily places, and is gone now that it is old
     expect((await list(ws)).map((p) => `${p.level} ${p.state}`)).toEqual(['quarterly committed', 'daily committed']);

@@ -1,5 +1,6 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirs } from '../../fsutil.js';
 import type { Command } from 'commander';
 import { CerberusError, ExitCode, ioError, usageError } from '../../errors.js';
 import { generateKeyPair } from '../../formats/openpgp/keys.js';
@@ -49,7 +50,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       }
       const pair = await generateKeyPair({ name: opts.name, email: opts.email, rsa: Boolean(opts.rsa), passphrase });
       try {
-        await fsp.mkdir(out, { recursive: true });
+        await makeDirs(out);
         await fsp.writeFile(pub, pair.publicArmored, { mode: 0o644 });
         await fsp.writeFile(priv, pair.privateArmored, { mode: 0o600 });
       } catch (err) {
