@@ -177,7 +177,7 @@ for phase in backup restore; do
   row "cerberus $phase" "$(wall_s "$phase")" "$(mb "$k")" "$LIMIT_MB" "$r"
 done
 if [ "$WITH_GPG" = 1 ]; then
-  for pair in 'gpg-tar gpg-enc tar -c | gpg -e' 'gpg-dec gpg-untar gpg -d | tar -x'; do
+  for pair in 'gpg-tar gpg-enc tar -c \| gpg -e' 'gpg-dec gpg-untar gpg -d \| tar -x'; do
     read -r a b label <<<"$pair"
     [ -f "$RUN/$a.time" ] && [ -f "$RUN/$b.time" ] || continue
     # the two run side by side: their peaks add up (at most)

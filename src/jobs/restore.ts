@@ -168,7 +168,8 @@ export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<
     const files = selected.filter((e): e is FileEntry => e.type === 'file');
     const dirs = selected.filter((e) => e.type === 'dir');
     for (const d of dirs) await fsp.mkdir(path.join(staging, d.path), { recursive: true });
-    await extractFiles(backend, byId, files, staging, opts);
+    const made = new Set([staging, ...dirs.map((d) => path.join(staging, d.path))]);
+    await extractFiles(backend, byId, files, staging, made, opts);
     // links last: nothing is ever written through one
     for (const l of selected) {
       if (l.type !== 'symlink') continue;
@@ -213,6 +214,8 @@ async function extractFiles(
   byId: Map<string, Generation>,
   files: FileEntry[],
   staging: string,
+  /** folders already made in the staging tree */
+  made: Set<string>,
   opts: RestoreOptions,
 ): Promise<void> {
   const byHolder = new Map<string, Map<string, FileEntry>>();
@@ -245,7 +248,10 @@ async function extractFiles(
         const want = wanted.get(entry.path);
         if (!want || entry.type !== 'file') return;
         const dest = path.join(staging, entry.path);
-        await fsp.mkdir(path.dirname(dest), { recursive: true });
+        if (!made.has(path.dirname(dest))) {
+          await fsp.mkdir(path.dirname(dest), { recursive: true });
+          made.add(path.dirname(dest));
+        }
         const hash = createHash('sha256');
         let n = 0;
         const tap = new Transform({

@@ -8,6 +8,7 @@ import { readTar } from '../formats/tar.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { listGenerations, SUMS, type Generation } from '../repository/generations.js';
 import { generationFiles, readManifest, volumeStream } from '../repository/read.js';
+import { hashObject } from '../repository/io.js';
 import { joinPath, type Backend } from '../storage/backend.js';
 import { openBackend } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
@@ -49,7 +50,7 @@ export async function runVerify(job: JobConfig, opts: { full: boolean; opening?:
         if (g.parent && !ids.has(g.parent)) fail(`its parent ${g.parent} is missing`);
         const files = await generationFiles(backend, g);
         for (const [file, want] of files.sums) {
-          const got = await hashObject(backend, joinPath(g.dir, file));
+          const { sha256: got } = await hashObject(backend, joinPath(g.dir, file));
           if (got !== want) fail(`${file} does not match SHA256SUMS`);
         }
         const before = result.problems.length;
@@ -63,12 +64,6 @@ export async function runVerify(job: JobConfig, opts: { full: boolean; opening?:
     }
   }
   return result;
-}
-
-async function hashObject(backend: Backend, path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of await backend.get(path)) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 async function verifyContent(

@@ -26,3 +26,14 @@ export async function putBuffer(backend: Backend, path: string, data: Buffer | U
 }
 
 export const sha256Hex = (data: Buffer | Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
+
+/** Streams an object through sha256: what a checksum check needs, in bounded memory. */
+export async function hashObject(backend: Backend, path: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of await backend.get(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), size };
+}

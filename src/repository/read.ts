@@ -6,7 +6,7 @@ import { VOLUME_PATTERN, volumeName } from '../formats/volumes.js';
 import { parseManifest, type Manifest } from '../engine/manifest.js';
 import { joinPath, type Backend } from '../storage/backend.js';
 import { MANIFEST, SUMS, parseSums, type Generation } from './generations.js';
-import { readSmall, sha256Hex } from './io.js';
+import { hashObject, readSmall, sha256Hex } from './io.js';
 
 /** What a committed generation holds, checked against its SHA256SUMS and info.json. */
 export interface GenerationFiles {
@@ -106,11 +106,6 @@ export function volumeStream(
 
 /** Hashes one whole volume: the mismatch error when it does not match SHA256SUMS. */
 export async function checkVolume(backend: Backend, g: Generation, files: GenerationFiles, name: string): Promise<CerberusError | undefined> {
-  const hash = createHash('sha256');
-  let n = 0;
-  for await (const chunk of await backend.get(joinPath(g.dir, name))) {
-    hash.update(chunk as Buffer);
-    n += (chunk as Buffer).length;
-  }
-  return hash.digest('hex') === files.sums.get(name) ? undefined : volumeMismatch(`${backend.description} ${g.level}/${g.id}`, name, n);
+  const { sha256, size } = await hashObject(backend, joinPath(g.dir, name));
+  return sha256 === files.sums.get(name) ? undefined : volumeMismatch(`${backend.description} ${g.level}/${g.id}`, name, size);
 }

@@ -22,10 +22,42 @@ function compressionConfig(c: Compression) {
   };
 }
 
+/** What encryptStream hands openpgp.js at a time; see inBlocks. */
+const ENCRYPT_BLOCK = 1 << 20;
+
+/**
+ * Regroups a byte stream into blocks of exactly `size` bytes (the last may be shorter).
+ * openpgp.js writes one partial-length packet per chunk it is given, sized to the largest
+ * power of two that fits, so the uneven chunks of a tar stream (512-byte headers, 64 KiB
+ * reads) became many small packets, and every reader of the archive then handled 7 times as
+ * many chunks (each costing several web-stream objects). Whole blocks give 1 MiB packets.
+ */
+async function* inBlocks(input: AsyncIterable<Uint8Array | string>, size: number): AsyncGenerator<Buffer> {
+  let block = Buffer.allocUnsafe(size);
+  let filled = 0;
+  for await (const c of input) {
+    const chunk = Buffer.isBuffer(c) ? c : typeof c === 'string' ? Buffer.from(c) : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(size - filled, chunk.length - off);
+      chunk.copy(block, filled, off, off + n);
+      filled += n;
+      off += n;
+      if (filled === size) {
+        yield block;
+        block = Buffer.allocUnsafe(size);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield block.subarray(0, filled);
+}
+
 /** Encrypts a byte stream as one OpenPGP message, streaming with bounded memory. */
 export async function encryptStream(input: Readable, sealing: Sealing, compression: Compression): Promise<Readable> {
+  const blocks = Readable.from(inBlocks(input, ENCRYPT_BLOCK), { objectMode: false });
   const message = await openpgp.createMessage({
-    binary: Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>,
+    binary: Readable.toWeb(blocks) as unknown as ReadableStream<Uint8Array>,
     format: 'binary',
   });
   const out = await openpgp.encrypt({
