@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIN, cerberus, diffTrees, snapshotTree, workspace, type Workspace } from '../helpers/cli.js';
+import { cerberus, diffTrees, snapshotTree, workspace, type Workspace } from '../helpers/cli.js';
 
 interface BackupJson {
   targets: Array<{ id: string; level: string; status: string; problems: string[]; stats: { files: number; storedFiles: number } }>;
@@ -133,17 +133,11 @@ describe('backup and restore through the CLI', () => {
     const asRoot = process.getuid?.() === 0;
     if (asRoot) execFileSync('chown', ['-R', 'nobody:nogroup', ws.dir]);
     const args = ['backup', '-c', ws.config, '--now', '2026-03-04T02:00:00Z', '--json'];
-    const env = { PATH: process.env.PATH, HOME: ws.dir, ...ws.env };
-    const r = asRoot
-      ? await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-          const c = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], { cwd: ws!.dir, env });
-          let stdout = '';
-          let stderr = '';
-          c.stdout.on('data', (d: Buffer) => (stdout += d));
-          c.stderr.on('data', (d: Buffer) => (stderr += d));
-          c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-        })
-      : await ws.run(args);
+    const r = await cerberus(args, {
+      cwd: ws.dir,
+      env: { HOME: ws.dir, ...ws.env },
+      ...(asRoot ? { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] } : {}),
+    });
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/cannot read .*secret\.txt: EACCES; its last backed-up version is kept/);
     expect(r.stderr).toMatch(/cannot read .*private: EACCES; its last backed-up state is kept/);

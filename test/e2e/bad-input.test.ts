@@ -13,7 +13,7 @@ import { readTar, TarWriter } from '../../src/formats/tar.js';
 import { VOLUME_PATTERN, volumeName } from '../../src/formats/volumes.js';
 import { formatSums, parseSums } from '../../src/repository/generations.js';
 import { sha256Hex } from '../../src/repository/io.js';
-import { BIN, cerberus, diffTrees, PASSPHRASE, snapshotTree, tempDir, workspace, type RunResult, type TreeEntry, type Workspace } from '../helpers/cli.js';
+import { cerberus, diffTrees, PASSPHRASE, snapshotTree, tempDir, workspace, type RunResult, type TreeEntry, type Workspace } from '../helpers/cli.js';
 
 /*
  * Bad input end to end: each case must give one clear error line, the right exit code, no
@@ -237,31 +237,6 @@ function fileEntry(m: Manifest, p: string): Extract<ManifestEntry, { type: 'file
   const e = m.entries.find((x) => x.path === p);
   if (e?.type !== 'file') throw new Error(`no file ${p} in the manifest`);
   return e;
-}
-
-/** Runs the built CLI with a time limit (a hang must fail the test, not outlive it). */
-function runBounded(ws: Workspace, args: string[], ms: number): Promise<RunResult & { timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ws.dir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC', ...ws.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, ms);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr, timedOut });
-    });
-  });
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -522,7 +497,7 @@ describe('bad input', () => {
     expect((await fsp.readdir(ws.dir)).filter((n) => n.startsWith('.cerberus-restore-'))).toEqual([]);
 
     const proc = `/proc/cerberus-test-${randomBytes(4).toString('hex')}/out`;
-    const b = await runBounded(ws, ['restore', '-c', ws.config, '--at', ID1, '--to', proc], 30_000);
+    const b = await ws.run(['restore', '-c', ws.config, '--at', ID1, '--to', proc], {}, { timeoutMs: 30_000 });
     expect(b.timedOut, 'restore into /proc hung').toBe(false);
     expectError(b, 1, [new RegExp(escapeRe(proc))]);
     expect(fs.existsSync(path.dirname(proc))).toBe(false);

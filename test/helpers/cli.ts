@@ -12,23 +12,45 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** killed after `timeoutMs`: a hang must fail the test, not outlive it */
+  timedOut?: boolean;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs?: number;
+  /** a command to run the CLI under, e.g. ['setpriv', '--reuid=65534', ...] */
+  prefix?: string[];
 }
 
 /** Runs the BUILT cli as a user would (`npm run build` first; `npm test` does). */
-export function cerberus(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+export function cerberus(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build`);
+  const [cmd, ...pre] = [...(opts.prefix ?? []), process.execPath, BIN, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(cmd!, pre, {
       cwd: opts.cwd,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    const timer =
+      opts.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, opts.timeoutMs);
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr, timedOut });
+    });
   });
 }
 
@@ -50,7 +72,7 @@ export interface Workspace {
   keys: string;
   config: string;
   env: NodeJS.ProcessEnv;
-  run(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult>;
+  run(args: string[], extraEnv?: NodeJS.ProcessEnv, opts?: Omit<RunOptions, 'env' | 'cwd'>): Promise<RunResult>;
 }
 
 export const PASSPHRASE = 'correct horse battery staple';
@@ -69,7 +91,7 @@ export async function workspace(opts: { yamlExtra?: string; volumeSize?: string;
     keys: path.join(dir, 'keys'),
     config: path.join(dir, 'cerberus.yaml'),
     env: {},
-    run: (args, extraEnv) => cerberus(args, { cwd: dir, env: { ...ws.env, ...extraEnv } }),
+    run: (args, extraEnv, opts) => cerberus(args, { ...opts, cwd: dir, env: { ...ws.env, ...extraEnv } }),
   };
   ws.env = {
     CERBERUS_STATE_DIR: ws.state,
