@@ -13,7 +13,7 @@ import { readTar, TarWriter } from '../../src/formats/tar.js';
 import { VOLUME_PATTERN, volumeName } from '../../src/formats/volumes.js';
 import { formatSums, parseSums } from '../../src/repository/generations.js';
 import { sha256Hex } from '../../src/repository/io.js';
-import { cerberus, diffTrees, PASSPHRASE, snapshotTree, tempDir, workspace, type RunResult, type TreeEntry, type Workspace } from '../helpers/cli.js';
+import { diffTrees, PASSPHRASE, snapshotTree, tempDir, workspace, workspaceAt, type RunResult, type TreeEntry, type Workspace } from '../helpers/cli.js';
 
 /*
  * Bad input end to end: each case must give one clear error line, the right exit code, no
@@ -72,24 +72,6 @@ function getTemplate() {
   return template;
 }
 
-/** The same shape as the helper's workspace(), for a copied folder. */
-function workspaceAt(dir: string): Workspace {
-  const ws: Workspace = {
-    dir,
-    src: path.join(dir, 'src'),
-    repo: path.join(dir, 'repo'),
-    state: path.join(dir, 'state'),
-    keys: path.join(dir, 'keys'),
-    config: path.join(dir, 'cerberus.yaml'),
-    env: {
-      CERBERUS_STATE_DIR: path.join(dir, 'state'),
-      CERBERUS_KEY_PASSPHRASE: PASSPHRASE,
-      CERBERUS_PRIVATE_KEY_FILE: path.join(dir, 'keys', 'cerberus.key.asc'),
-    },
-    run: (args, extraEnv) => cerberus(args, { cwd: dir, env: { ...ws.env, ...extraEnv } }),
-  };
-  return ws;
-}
 
 /** A copy of the template (and a second, independent full generation when asked). */
 async function prepared(opts: { second?: boolean } = {}): Promise<Prepared> {

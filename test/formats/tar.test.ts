@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExactLength, TarWriter, nsToPaxTime, paxTimeToNs, readTar, type TarEntryHeader } from '../../src/formats/tar.js';
+import { ExactLength, TarWriter, nsToPaxTime, paxTimeToNs, readTar, type TarEntryHeader, type TarReadEntry } from '../../src/formats/tar.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -71,15 +71,7 @@ async function writeArchive(specs: Spec[]): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-interface ReadBack {
-  path: string;
-  type: string;
-  mode: number;
-  size: number;
-  mtimeNs: string;
-  linkTarget: string | undefined;
-  data: Buffer;
-}
+type ReadBack = Omit<TarReadEntry, 'body'> & { data: Buffer };
 
 async function readArchive(buf: Buffer, chunkSize = 4096): Promise<ReadBack[]> {
   const parts: Buffer[] = [];

@@ -77,12 +77,8 @@ export interface Workspace {
 
 export const PASSPHRASE = 'correct horse battery staple';
 
-/**
- * A scratch folder with a source, a key pair (made once per workspace with `cerberus keygen`),
- * a local target and a config. `yamlExtra` is appended to the job.
- */
-export async function workspace(opts: { yamlExtra?: string; volumeSize?: string; keygen?: boolean } = {}): Promise<Workspace> {
-  const dir = await tempDir();
+/** The paths and environment of a workspace in `dir` (made by workspace(), or a copy of one). */
+export function workspaceAt(dir: string): Workspace {
   const ws: Workspace = {
     dir,
     src: path.join(dir, 'src'),
@@ -90,14 +86,22 @@ export async function workspace(opts: { yamlExtra?: string; volumeSize?: string;
     state: path.join(dir, 'state'),
     keys: path.join(dir, 'keys'),
     config: path.join(dir, 'cerberus.yaml'),
-    env: {},
+    env: {
+      CERBERUS_STATE_DIR: path.join(dir, 'state'),
+      CERBERUS_KEY_PASSPHRASE: PASSPHRASE,
+      CERBERUS_PRIVATE_KEY_FILE: path.join(dir, 'keys', 'cerberus.key.asc'),
+    },
     run: (args, extraEnv, opts) => cerberus(args, { ...opts, cwd: dir, env: { ...ws.env, ...extraEnv } }),
   };
-  ws.env = {
-    CERBERUS_STATE_DIR: ws.state,
-    CERBERUS_KEY_PASSPHRASE: PASSPHRASE,
-    CERBERUS_PRIVATE_KEY_FILE: path.join(ws.keys, 'cerberus.key.asc'),
-  };
+  return ws;
+}
+
+/**
+ * A scratch folder with a source, a key pair (made once per workspace with `cerberus keygen`),
+ * a local target and a config. `yamlExtra` is appended to the job.
+ */
+export async function workspace(opts: { yamlExtra?: string; volumeSize?: string; keygen?: boolean } = {}): Promise<Workspace> {
+  const ws = workspaceAt(await tempDir());
   await fsp.mkdir(ws.src, { recursive: true });
   await fsp.writeFile(
     ws.config,
