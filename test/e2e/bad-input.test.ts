@@ -221,6 +221,14 @@ function fileEntry(m: Manifest, p: string): Extract<ManifestEntry, { type: 'file
   return e;
 }
 
+/** None of the escape targets exists, and the workspace holds what it held before. */
+async function expectNothingEscaped(ws: Workspace, outsideAbs: string, dirBefore: string[]): Promise<void> {
+  expect(fs.existsSync(path.join(ws.dir, 'escape.txt'))).toBe(false);
+  expect(fs.existsSync(path.join(ws.dir, 'escape2.txt'))).toBe(false);
+  expect(fs.existsSync(outsideAbs)).toBe(false);
+  expect((await fsp.readdir(ws.dir)).sort()).toEqual(dirBefore);
+}
+
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('bad input', () => {
@@ -325,10 +333,7 @@ describe('bad input', () => {
       r = await ws.run(['restore', '-c', ws.config, '--at', ID1, '--to', to]);
       expectError(r, 1, [/unsafe path/, /tampered/]);
       await expectNoRestore(to);
-      expect(fs.existsSync(path.join(ws.dir, 'escape.txt'))).toBe(false);
-      expect(fs.existsSync(path.join(ws.dir, 'escape2.txt'))).toBe(false);
-      expect(fs.existsSync(outsideAbs)).toBe(false);
-      expect((await fsp.readdir(ws.dir)).sort()).toEqual(dirBefore);
+      await expectNothingEscaped(ws, outsideAbs, dirBefore);
       await restore();
     }
     await expectRestores(ws, ID1, first);
@@ -354,10 +359,7 @@ describe('bad input', () => {
       const r = await ws.run(['restore', '-c', ws.config, '--at', ID1, '--to', to]);
       expectError(r, 1, [/unsafe entry/, /nothing was restored/]);
       await expectNoRestore(to);
-      expect(fs.existsSync(path.join(ws.dir, 'escape.txt'))).toBe(false);
-      expect(fs.existsSync(path.join(ws.dir, 'escape2.txt'))).toBe(false);
-      expect(fs.existsSync(outsideAbs)).toBe(false);
-      expect((await fsp.readdir(ws.dir)).sort()).toEqual(dirBefore);
+      await expectNothingEscaped(ws, outsideAbs, dirBefore);
       await restore();
     }
     await expectRestores(ws, ID1, first);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CerberusError } from '../../src/errors.js';
+import { errorOf } from '../helpers/errors.js';
 import { generateKeyPair, readPrivateKey, readPublicKeys, type GeneratedKeyPair } from '../../src/formats/openpgp/keys.js';
 import {
   decryptBuffer,
@@ -84,14 +84,6 @@ const chunksOf = (b: Buffer | Uint8Array, n = 65_521): Readable => {
   return Readable.from(parts);
 };
 
-async function errorOf(p: Promise<unknown>): Promise<CerberusError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(CerberusError);
-  return err as CerberusError;
-}
 
 /** Checks the packets gpg sees: SEIPD v1 with MDC, no AEAD, compression as asked. */
 function expectSeipdV1(listing: string, compression: Compression | undefined): void {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CerberusError } from '../../src/errors.js';
+import { errorOf } from '../helpers/errors.js';
 import { joinPath, removeTree } from '../../src/storage/backend.js';
 import { LocalBackend } from '../../src/storage/local.js';
 
@@ -34,14 +34,6 @@ async function everything(dir = root): Promise<string[]> {
     if (e.isDirectory()) out.push(...(await everything(p)));
   }
   return out.sort();
-}
-async function errorOf(p: Promise<unknown>): Promise<CerberusError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(CerberusError);
-  return err as CerberusError;
 }
 
 describe('LocalBackend', () => {
