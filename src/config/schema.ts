@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
-import type { EncryptionConfig, JobConfig } from './types.js';
+import type { EncryptionConfig, JobConfig, LocalTargetConfig, S3TargetConfig, TargetTransport, WebdavTargetConfig } from './types.js';
 import { parseDuration, parsePercent, parseSize } from './units.js';
 
 export interface SchemaContext {
@@ -14,6 +14,12 @@ export interface SchemaContext {
 export const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 export const MIN_VOLUME_SIZE = 4096;
 const DEFAULT_VOLUME_SIZE = '512MiB';
+
+/** pCloud's WebDAV endpoints, by the region the account lives in */
+export const WEBDAV_PRESETS: Record<string, string> = {
+  'pcloud-us': 'https://webdav.pcloud.com',
+  'pcloud-eu': 'https://ewebdav.pcloud.com',
+};
 
 const nameSchema = z.string().regex(NAME_PATTERN, { error: 'must use only letters, digits, ".", "_" and "-"' });
 
@@ -125,9 +131,118 @@ export function makeSchema(ctx: SchemaContext) {
     return z.NEVER;
   });
 
-  const localTargetShape = { name: nameSchema, type: z.literal('local'), path: absPath };
-  // webdav/s3 targets join this union
-  const target = z.discriminatedUnion('type', [z.strictObject(localTargetShape)]);
+  const transportShape = {
+    retries: count(0, 5),
+    timeout: unit(parseDuration, '60s', 'a duration like 60s or 5m'),
+    concurrency: count(1, 4),
+    bwlimit: z.preprocess(
+      (v) => (v === null || v === undefined ? undefined : v),
+      unit((v) => parseSize(typeof v === 'string' ? v.replace(/\/s$/i, '') : v), '0', 'a rate like 2MiB/s').optional(),
+    ),
+  };
+  const transport = (t: { retries: number; timeout: number; concurrency: number; bwlimit?: number | undefined }): TargetTransport => ({
+    retries: t.retries,
+    timeoutMs: t.timeout,
+    concurrency: t.concurrency,
+    bwlimit: t.bwlimit ? t.bwlimit : undefined,
+  });
+  const optionalText = z.preprocess((v) => (v === null || v === '' ? undefined : v), z.string().optional());
+  const httpUrl = z.string().refine(
+    (u) => {
+      try {
+        const p = new URL(u).protocol;
+        return p === 'http:' || p === 'https:';
+      } catch {
+        return false;
+      }
+    },
+    { error: 'expected an http:// or https:// URL' },
+  );
+
+  const localTargetShape = { name: nameSchema, type: z.literal('local'), path: absPath, ...transportShape };
+  const localTarget = z.strictObject(localTargetShape).transform(
+    (t): LocalTargetConfig => ({ name: t.name, type: t.type, path: t.path, ...transport(t) }),
+  );
+
+  const webdavTargetShape = {
+    name: nameSchema,
+    type: z.literal('webdav'),
+    preset: z.enum(Object.keys(WEBDAV_PRESETS) as [string, ...string[]]).optional(),
+    url: httpUrl.optional(),
+    username: optionalText,
+    password: optionalText,
+    path: z.preprocess(orDefault('/'), z.string()),
+    verify: z.preprocess(orDefault('size'), z.enum(['size', 'readback'])),
+    ...transportShape,
+  };
+  const webdavTarget = z.strictObject(webdavTargetShape).transform((t, zctx): WebdavTargetConfig => {
+    const url = t.url ?? (t.preset ? WEBDAV_PRESETS[t.preset] : undefined);
+    if (!url) {
+      zctx.addIssue({ code: 'custom', path: ['url'], message: `needs a url, or a preset (${Object.keys(WEBDAV_PRESETS).join(', ')})` });
+      return z.NEVER;
+    }
+    if ((t.username === undefined) !== (t.password === undefined)) {
+      zctx.addIssue({ code: 'custom', path: [t.username === undefined ? 'username' : 'password'], message: 'give both username and password, or neither' });
+      return z.NEVER;
+    }
+    return {
+      name: t.name,
+      type: t.type,
+      url: url.replace(/\/+$/, ''),
+      username: t.username,
+      password: t.password,
+      path: t.path.split('/').filter((s) => s !== '' && s !== '.').join('/'),
+      verify: t.verify,
+      ...transport(t),
+    };
+  });
+
+  const s3TargetShape = {
+    name: nameSchema,
+    type: z.literal('s3'),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be a valid S3 bucket name (3-63 lowercase letters, digits, "." and "-")' }),
+    prefix: z.preprocess(orDefault(''), z.string()),
+    region: z.preprocess(orDefault('us-east-1'), z.string().min(1)),
+    endpoint: httpUrl.optional(),
+    forcePathStyle: z.boolean().optional(),
+    accessKeyId: optionalText,
+    secretAccessKey: optionalText,
+    sessionToken: optionalText,
+    checksums: z.enum(['when_supported', 'when_required']).optional(),
+    partSize: unit(parseSize, '16MiB', 'a size like 16MiB').refine((n) => n >= 5 * 2 ** 20, { error: 'must be at least 5MiB (an S3 rule)' }),
+    storageClass: optionalText,
+    ...transportShape,
+  };
+  const s3Target = z.strictObject(s3TargetShape).transform((t, zctx): S3TargetConfig => {
+    if ((t.accessKeyId === undefined) !== (t.secretAccessKey === undefined)) {
+      zctx.addIssue({
+        code: 'custom',
+        path: [t.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey'],
+        message: 'give both accessKeyId and secretAccessKey, or neither (to use AWS_ACCESS_KEY_ID and the usual AWS sources)',
+      });
+      return z.NEVER;
+    }
+    const custom = t.endpoint !== undefined;
+    return {
+      name: t.name,
+      type: t.type,
+      bucket: t.bucket,
+      prefix: t.prefix.split('/').filter((s) => s !== '').join('/'),
+      region: t.region,
+      endpoint: t.endpoint?.replace(/\/+$/, ''),
+      // S3-compatible servers (MinIO, s3rver) want path style; AWS itself prefers virtual hosts
+      forcePathStyle: t.forcePathStyle ?? custom,
+      accessKeyId: t.accessKeyId,
+      secretAccessKey: t.secretAccessKey,
+      sessionToken: t.sessionToken,
+      checksums: t.checksums ?? (custom ? 'when_required' : 'when_supported'),
+      partSize: t.partSize,
+      storageClass: t.storageClass,
+      ...transport(t),
+    };
+  });
+
+  const target = z.discriminatedUnion('type', [localTarget, webdavTarget, s3Target]);
   const targets = z
     .array(target)
     .min(1)
@@ -190,7 +305,7 @@ export function makeSchema(ctx: SchemaContext) {
     ['jobs.*', Object.keys(jobShape)],
     ['jobs.*.source', Object.keys(sourceShape)],
     ['jobs.*.encryption', Object.keys(encryptionShape)],
-    ['jobs.*.targets.#', Object.keys(localTargetShape)],
+    ['jobs.*.targets.#', [...new Set([...Object.keys(localTargetShape), ...Object.keys(webdavTargetShape), ...Object.keys(s3TargetShape)])]],
     ['jobs.*.retention', Object.keys(retentionShape)],
     ['jobs.*.guards', Object.keys(guardsShape)],
   ]);

@@ -1,12 +1,55 @@
-export interface LocalTargetConfig {
+/** What every target accepts besides its own keys; the wrappers in storage/open.ts use these. */
+export interface TargetTransport {
+  /** further attempts after a retryable failure */
+  retries: number;
+  /** ms a request may wait for a response, or a body stay without progress */
+  timeoutMs: number;
+  /** requests in flight at once */
+  concurrency: number;
+  /** bytes per second for uploads and downloads; undefined is unlimited */
+  bwlimit: number | undefined;
+}
+
+export interface LocalTargetConfig extends TargetTransport {
   name: string;
   type: 'local';
   /** absolute */
   path: string;
 }
 
-/** webdav/s3 join this union later; the zod target schema is already discriminated on `type`. */
-export type TargetConfig = LocalTargetConfig;
+export interface WebdavTargetConfig extends TargetTransport {
+  name: string;
+  type: 'webdav';
+  /** the server's base URL, without the repository path */
+  url: string;
+  username: string | undefined;
+  password: string | undefined;
+  /** the repository folder on the server, '/'-separated, no trailing '/' */
+  path: string;
+  /** size: PROPFIND after each put; readback: also download and compare sha256 */
+  verify: 'size' | 'readback';
+}
+
+export interface S3TargetConfig extends TargetTransport {
+  name: string;
+  type: 's3';
+  bucket: string;
+  /** key prefix without leading or trailing '/'; '' for the bucket root */
+  prefix: string;
+  region: string;
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  sessionToken: string | undefined;
+  /** when_required: no streamed checksum framing; the safe default for custom endpoints */
+  checksums: 'when_supported' | 'when_required';
+  /** bytes per multipart part */
+  partSize: number;
+  storageClass: string | undefined;
+}
+
+export type TargetConfig = LocalTargetConfig | WebdavTargetConfig | S3TargetConfig;
 
 export type Compression = 'none' | 'zlib';
 

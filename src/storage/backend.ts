@@ -25,6 +25,11 @@ export interface ByteRange {
   end?: number;
 }
 
+/** Per-call options. A backend must stop the request when the signal aborts. */
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
 /**
  * The few verbs every storage backend implements. Paths are '/'-separated and relative to
  * the backend's root. Retry, limits and logging are wrappers around this, not part of it.
@@ -32,17 +37,22 @@ export interface ByteRange {
 export interface Backend {
   readonly description: string;
   readonly capabilities: Capabilities;
-  put(path: string, body: BodySource, size: number): Promise<void>;
-  get(path: string, range?: ByteRange): Promise<Readable>;
+  /** whole or not at all where capabilities.atomicPut; `size` is exact and sent up front */
+  put(path: string, body: BodySource, size: number, opts?: RequestOptions): Promise<void>;
+  /** a missing object rejects with code NOT_FOUND */
+  get(path: string, range?: ByteRange, opts?: RequestOptions): Promise<Readable>;
   /** undefined when nothing is there */
-  stat(path: string): Promise<ObjectInfo | undefined>;
-  /** direct children; an absent directory lists as empty */
-  list(dir: string): Promise<ObjectInfo[]>;
+  stat(path: string, opts?: RequestOptions): Promise<ObjectInfo | undefined>;
+  /** direct children, sorted by name; an absent directory lists as empty */
+  list(dir: string, opts?: RequestOptions): Promise<ObjectInfo[]>;
   /** removes a file, or an empty directory; absent is not an error */
-  remove(path: string): Promise<void>;
-  mkdir(path: string): Promise<void>;
-  move?(from: string, to: string): Promise<void>;
-  copy?(from: string, to: string): Promise<void>;
+  remove(path: string, opts?: RequestOptions): Promise<void>;
+  /** creates the folder and its parents; existing is not an error */
+  mkdir(path: string, opts?: RequestOptions): Promise<void>;
+  /** renames a file or a whole folder; fails when `to` exists */
+  move?(from: string, to: string, opts?: RequestOptions): Promise<void>;
+  /** copies one file on the server side */
+  copy?(from: string, to: string, opts?: RequestOptions): Promise<void>;
 }
 
 export function joinPath(...parts: string[]): string {

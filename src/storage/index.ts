@@ -1,4 +1,5 @@
-export type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo } from './backend.js';
+export type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
 export { joinPath, removeTree } from './backend.js';
 export { LocalBackend } from './local.js';
 export { openBackend } from './open.js';
+export { StorageError, httpStorageError, networkCode, parseRetryAfter } from './errors.js';

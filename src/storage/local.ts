@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CerberusError, ioError } from '../errors.js';
+import { StorageError } from './errors.js';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo } from './backend.js';
 
 const TMP_PREFIX = '.tmp-';
@@ -61,6 +62,9 @@ export class LocalBackend implements Backend {
     const file = this.abs(p);
     // open first, so a missing file fails here rather than mid-stream
     const fh = await fsp.open(file, 'r').catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new StorageError(`${this.description}: ${p} not found`, { retryable: false, notFound: true, cause: err });
+      }
       throw ioError(err, `${this.description}: cannot read ${p}`);
     });
     return fh.createReadStream(range ? { start: range.start, end: range.end } : {});
@@ -122,6 +126,9 @@ export class LocalBackend implements Backend {
     const dest = this.abs(to);
     try {
       await makeDirs(path.dirname(dest));
+      if (await fsp.lstat(dest).then(() => true, () => false)) {
+        throw Object.assign(new Error(`${to} exists`), { code: 'EEXIST' });
+      }
       await fsp.rename(this.abs(from), dest);
       await syncDir(path.dirname(dest));
     } catch (err) {
