@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: GnuPG and GNU tar for interop
-# checks, GNU time for the benchmarks. Then the npm packages, exactly as locked.
+# checks, GNU time for the benchmarks, Apache with mod_dav for the WebDAV tests, curl for the
+# upload benchmark. Then the npm packages (s3rver among them), exactly as locked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v tar >/dev/null 2>&1 || need+=(tar)
 command -v xargs >/dev/null 2>&1 || need+=(findutils)
 [ -x /usr/bin/time ] || need+=(time)
+command -v apache2 >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || need+=(apache2)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -4,6 +4,7 @@ import { loadConfig, selectJob, type JobConfig } from '../config/index.js';
 import { usageError } from '../errors.js';
 import { defaultStateDir } from '../engine/state-cache.js';
 import { ConsoleReporter, type Reporter } from '../report/log.js';
+import { openBackend, type OpenTarget } from '../storage/open.js';
 
 /** What every command gets: its environment and where to speak. */
 export interface CommandContext {
@@ -34,6 +35,21 @@ export function parseNow(now: string | undefined): Date {
     throw usageError(`--now ${now} is not a date and time`, 'use ISO 8601, e.g. 2026-11-22T03:00:00Z');
   }
   return d;
+}
+
+/**
+ * Backends as every command opens them: retries reported as info lines, and with
+ * CERBERUS_DEBUG set, one line per storage call.
+ */
+export function storageFor(ctx: CommandContext, reporter: Reporter): OpenTarget {
+  const base = Number(ctx.env.CERBERUS_RETRY_BASE_MS);
+  const debug = ctx.env.CERBERUS_DEBUG ? (m: string) => ctx.stderr.write(`debug: ${m}\n`) : undefined;
+  return (target) =>
+    openBackend(target, {
+      log: (m) => reporter.info(m),
+      ...(debug ? { debug } : {}),
+      ...(Number.isFinite(base) && base >= 0 && ctx.env.CERBERUS_RETRY_BASE_MS ? { retryBaseDelayMs: base } : {}),
+    });
 }
 
 export function stateDir(ctx: CommandContext): string {

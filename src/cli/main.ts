@@ -6,11 +6,12 @@ import * as backup from './commands/backup.js';
 import * as init from './commands/init.js';
 import * as keygen from './commands/keygen.js';
 import * as list from './commands/list.js';
+import * as probe from './commands/probe.js';
 import * as prune from './commands/prune.js';
 import * as restore from './commands/restore.js';
 import * as verify from './commands/verify.js';
 
-const COMMANDS = [keygen, init, backup, list, restore, verify, prune];
+const COMMANDS = [keygen, init, backup, list, restore, verify, prune, probe];
 
 /** Runs the CLI and returns the exit code. Only bin/cerberus.ts calls process.exit. */
 export async function main(argv: string[], ctx: Partial<CommandContext> = {}): Promise<number> {

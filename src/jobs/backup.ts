@@ -14,10 +14,10 @@ import { encryptBuffer, encryptStream, type Compression, type Sealing } from '..
 import { ExactLength, TarWriter } from '../formats/tar.js';
 import { VolumeSink } from '../formats/volumes.js';
 import { requireDescriptor } from '../repository/descriptor.js';
-import { GenerationWriter, INFO, MANIFEST, listGenerations, type Generation, type GenerationInfo } from '../repository/generations.js';
+import { GenerationWriter, INFO, MANIFEST, listGenerations, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
 import { sha256Hex } from '../repository/io.js';
-import { acquireLock } from '../repository/lock.js';
-import { openBackend } from '../storage/open.js';
+import { acquireLock, type HeldLock } from '../repository/lock.js';
+import type { OpenTarget } from '../storage/open.js';
 import type { Backend } from '../storage/backend.js';
 import type { Reporter } from '../report/log.js';
 import { formatBytes } from '../report/format.js';
@@ -31,6 +31,7 @@ export interface BackupOptions {
   rehash: boolean;
   stateDir: string;
   reporter: Reporter;
+  open: OpenTarget;
 }
 
 export interface BackupStats {
@@ -66,35 +67,97 @@ export interface BackupResult {
 
 export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
   const { sealing, recipients } = await sealingFor(job);
-  const results: TargetBackupResult[] = [];
-  for (const target of job.targets) {
-    try {
-      results.push(await backupTarget(job, target, sealing, recipients, opts));
-    } catch (err) {
-      if (err instanceof CerberusError && (err.code === 'LOCKED' || err.code === 'USAGE' || err.code === 'CONFIG')) throw err;
-      opts.reporter.warn(`target ${target.name}: ${describeError(err)}`);
-      results.push({ target: target.name, status: 'failed', suspicious: [], problems: [], pruned: [], error: describeError(err) });
+  const failed = new Map<string, string>();
+  const fail = (target: string, err: unknown) => {
+    opts.reporter.warn(`target ${target}: ${describeError(err)}`);
+    failed.set(target, describeError(err));
+  };
+  const plans: TargetPlan[] = [];
+  const results = new Map<string, TargetBackupResult>();
+  try {
+    for (const target of job.targets) {
+      try {
+        plans.push(await planTarget(job, target, recipients, opts));
+      } catch (err) {
+        if (isRunFatal(err)) throw err;
+        fail(target.name, err);
+      }
     }
+    // one encryption per distinct parent, streamed to every target that shares it
+    for (const group of groupByParent(plans)) {
+      const first = group[0]!;
+      opts.reporter.phase(
+        `${opts.dryRun ? '[dry run] ' : ''}backup ${job.name} → ${group.map((p) => p.target.name).join(', ')}: ${first.level} ${first.id}` +
+          (first.parentGen ? ` (differential against ${first.parentGen.level}/${first.parentGen.id})` : ' (full)'),
+      );
+      let run: Produced;
+      const outcomes = new Map<string, TargetOutcome>(group.map((p) => [p.target.name, { suspicious: [] }]));
+      try {
+        run = await produceGeneration({ job, plans: group, sealing, opts, outcomes });
+      } catch (err) {
+        if (isRunFatal(err)) throw err;
+        for (const p of group) fail(p.target.name, outcomes.get(p.target.name)?.error ?? err);
+        continue;
+      }
+      for (const p of group) {
+        const outcome = run.outcomes.get(p.target.name);
+        if (outcome?.error !== undefined) {
+          fail(p.target.name, outcome.error);
+          continue;
+        }
+        try {
+          results.set(p.target.name, await finishTarget(job, p, run, outcome?.generation, opts));
+        } catch (err) {
+          if (isRunFatal(err)) throw err;
+          fail(p.target.name, err);
+        }
+      }
+    }
+  } finally {
+    for (const p of plans) await p.lock?.release();
   }
-  return { job: job.name, targets: results };
+  const targets = job.targets.map(
+    (t): TargetBackupResult =>
+      results.get(t.name) ?? { target: t.name, status: 'failed', suspicious: [], problems: [], pruned: [], error: failed.get(t.name) ?? 'not attempted' },
+  );
+  return { job: job.name, targets };
 }
 
-async function backupTarget(
+/** Errors that end the whole run rather than one target's part of it. */
+function isRunFatal(err: unknown): boolean {
+  return err instanceof CerberusError && (err.code === 'LOCKED' || err.code === 'USAGE' || err.code === 'CONFIG');
+}
+
+/** What one target needs for this run: its repository, lock, chain position and parent. */
+interface TargetPlan {
+  target: TargetConfig;
+  backend: Backend;
+  lock: HeldLock | undefined;
+  cache: StateCache;
+  listing: RepositoryListing;
+  id: string;
+  level: Level;
+  parentGen: Generation | undefined;
+  parent: Manifest | undefined;
+  /** the newest generation's manifest: what guards and "changed" compare against */
+  previous: Manifest | undefined;
+}
+
+async function planTarget(
   job: JobConfig,
   target: TargetConfig,
-  sealing: Sealing,
   recipients: Awaited<ReturnType<typeof sealingFor>>['recipients'],
   opts: BackupOptions,
-): Promise<TargetBackupResult> {
+): Promise<TargetPlan> {
   const { reporter } = opts;
-  const backend = openBackend(target);
+  const backend = opts.open(target);
   const descriptor = await requireDescriptor(backend, target.name);
   checkRecipients(descriptor, recipients, job.encryption.passphrase !== undefined, target.name);
   const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus backup --job ${job.name}`, (m) => reporter.info(m));
   try {
     const cache = new StateCache(opts.stateDir, job.name, descriptor.id);
     const listing = await listGenerations(backend);
-    const newest = listing.committed[listing.committed.length - 1];
+    const newest = listing.committed.at(-1);
     const id = generationId(opts.now);
     if (newest && newest.id >= id) {
       throw new CerberusError('USAGE', `target ${target.name} already has generation ${newest.id}, not older than this run (${id})`, {
@@ -108,57 +171,92 @@ async function backupTarget(
     if (parentGen) {
       parent = await cache.loadManifest(parentGen.id);
       if (!parent) {
-        reporter.info(`the state cache does not know ${parentGen.level}/${parentGen.id}, so this generation is a new full (quarterly) one`);
+        reporter.info(`${target.name}: the state cache does not know ${parentGen.level}/${parentGen.id}, so this generation is a new full (quarterly) one`);
         level = 'quarterly';
         parentGen = undefined;
       }
     }
     const previous = newest ? ((parent && parent.id === newest.id ? parent : await cache.loadManifest(newest.id)) ?? undefined) : undefined;
-    reporter.phase(
-      `${opts.dryRun ? '[dry run] ' : ''}backup ${job.name} → ${target.name}: ${level} ${id}` +
-        (parentGen ? ` (differential against ${parentGen.level}/${parentGen.id})` : ' (full)'),
-    );
-
-    const run = await produceGeneration({ job, backend, level, id, parent, previous, sealing, cache, opts, committed: listing.committed });
-    const result: TargetBackupResult = {
-      target: target.name,
-      status: opts.dryRun ? 'dry-run' : 'committed',
-      id,
-      level,
-      parent: parentGen?.id ?? null,
-      suspicious: run.suspicious,
-      problems: run.problems,
-      stats: run.stats,
-      pruned: [],
-    };
-    if (opts.dryRun) return result;
-
-    await cache.saveManifest(run.manifest);
-    await cache.saveHashes(run.hashes);
-    // one listing per run: on a remote target every listing is many requests
-    const after = run.generation ? [...listing.committed, run.generation] : listing.committed;
-    await cache.retain(cacheWorthy(after));
-
-    if (run.suspicious.length > 0) {
-      for (const r of run.suspicious) reporter.warn(`guard: ${r}`);
-      reporter.warn(`generation ${level}/${id} on ${target.name} is marked suspicious; nothing was pruned`);
-    } else if (run.unreadable > 0) {
-      reporter.warn('some files could not be read, so nothing was pruned this time');
-    } else {
-      const pruned = await pruneRepository(backend, job.retention, opts.now, {
-        dryRun: false,
-        reporter,
-        target: target.name,
-        listing: { committed: after, leftovers: listing.leftovers },
-      });
-      result.pruned = pruned.removed;
-      const gone = new Set(pruned.removed);
-      await cache.retain(cacheWorthy(after.filter((g) => !gone.has(`${g.level}/${g.id}`))));
-    }
-    return result;
-  } finally {
+    return { target, backend, lock, cache, listing, id, level, parentGen, parent, previous };
+  } catch (err) {
     await lock?.release();
+    throw err;
   }
+}
+
+/** Targets whose next generation has the same level and the same parent content. */
+function groupByParent(plans: TargetPlan[]): TargetPlan[][] {
+  const groups = new Map<string, TargetPlan[]>();
+  for (const p of plans) {
+    const key = `${p.level} ${p.parent ? sha256Hex(JSON.stringify(p.parent)) : 'none'}`;
+    const g = groups.get(key);
+    if (g) g.push(p);
+    else groups.set(key, [p]);
+  }
+  return [...groups.values()];
+}
+
+/** Guards, cache and retention for one target whose generation is committed (or dry-run). */
+async function finishTarget(
+  job: JobConfig,
+  plan: TargetPlan,
+  run: Produced,
+  generation: Generation | undefined,
+  opts: BackupOptions,
+): Promise<TargetBackupResult> {
+  const { reporter } = opts;
+  const { target, backend, cache, listing, level, id } = plan;
+  const suspicious = run.outcomes.get(target.name)?.suspicious ?? [];
+  const result: TargetBackupResult = {
+    target: target.name,
+    status: opts.dryRun ? 'dry-run' : 'committed',
+    id,
+    level,
+    parent: plan.parentGen?.id ?? null,
+    suspicious,
+    problems: run.problems,
+    stats: { ...run.stats, changedFiles: changedSince(run.manifest, plan.previous) },
+    pruned: [],
+  };
+  if (opts.dryRun) return result;
+
+  await cache.saveManifest(run.manifest);
+  await cache.saveHashes(run.hashes);
+  // one listing per run: on a remote target every listing is many requests
+  const after = generation ? [...listing.committed, generation] : listing.committed;
+  await cache.retain(cacheWorthy(after));
+
+  if (suspicious.length > 0) {
+    for (const r of suspicious) reporter.warn(`guard: ${r}`);
+    reporter.warn(`generation ${level}/${id} on ${target.name} is marked suspicious; nothing was pruned`);
+  } else if (run.unreadable > 0) {
+    reporter.warn(`some files could not be read, so nothing was pruned on ${target.name} this time`);
+  } else {
+    const pruned = await pruneRepository(backend, job.retention, opts.now, {
+      dryRun: false,
+      reporter,
+      target: target.name,
+      listing: { committed: after, leftovers: listing.leftovers, damaged: listing.damaged },
+    });
+    result.pruned = pruned.removed;
+    const gone = new Set(pruned.removed);
+    await cache.retain(cacheWorthy(after.filter((g) => !gone.has(`${g.level}/${g.id}`))));
+  }
+  return result;
+}
+
+/** Files whose content differs from the previous state: the ransomware guard's measure. */
+function changedSince(manifest: Manifest, previous: Manifest | undefined): number {
+  if (!previous) return 0;
+  const before = new Map<string, string>();
+  for (const e of previous.entries) if (e.type === 'file') before.set(e.path, e.sha256);
+  let n = 0;
+  for (const e of manifest.entries) {
+    if (e.type !== 'file') continue;
+    const old = before.get(e.path);
+    if (old !== undefined && old !== e.sha256) n++;
+  }
+  return n;
 }
 
 /** The generations whose manifests the cache must keep: possible parents and the newest. */
@@ -176,26 +274,28 @@ function cacheWorthy(committed: Generation[]): Set<string> {
 
 interface ProduceInput {
   job: JobConfig;
-  backend: Backend;
-  level: Level;
-  id: string;
-  parent: Manifest | undefined;
-  previous: Manifest | undefined;
+  /** targets that share level and parent */
+  plans: TargetPlan[];
   sealing: Sealing;
-  cache: StateCache;
   opts: BackupOptions;
-  committed: Generation[];
+  /** filled in per target as the group's writes succeed or fail */
+  outcomes: Map<string, TargetOutcome>;
+}
+
+interface TargetOutcome {
+  /** the committed generation, as a listing would show it; undefined in a dry run or on failure */
+  generation?: Generation;
+  suspicious: string[];
+  error?: unknown;
 }
 
 interface Produced {
-  /** the committed generation, as a listing would show it; undefined in a dry run */
-  generation?: Generation;
   manifest: Manifest;
   hashes: Map<string, HashRecord>;
-  suspicious: string[];
   problems: string[];
   unreadable: number;
   stats: BackupStats;
+  outcomes: Map<string, TargetOutcome>;
 }
 
 const sameStat = (r: HashRecord | undefined, e: SourceEntry) =>
@@ -206,12 +306,11 @@ const sameMeta = (a: ManifestEntry, e: SourceEntry) =>
 
 /** Walks the source, streams what changed since the parent into one encrypted tar, commits. */
 async function produceGeneration(input: ProduceInput): Promise<Produced> {
-  const { job, backend, level, id, parent, previous, sealing, cache, opts, committed } = input;
+  const { job, plans, sealing, opts, outcomes } = input;
+  const { level, id, parent, cache } = plans[0]!;
   const { reporter } = opts;
   const compression: Compression = job.encryption.compression;
   const parentIndex = new Map<string, ManifestEntry>((parent?.entries ?? []).map((e) => [e.path, e]));
-  const previousIndex =
-    previous && previous !== parent ? new Map<string, ManifestEntry>(previous.entries.map((e) => [e.path, e])) : parentIndex;
   const parentChildren = new Map<string, ManifestEntry[]>();
   for (const e of parent?.entries ?? []) {
     const dir = e.path.includes('/') ? e.path.slice(0, e.path.lastIndexOf('/')) : '';
@@ -256,16 +355,16 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     reporter.warn(msg);
   };
 
-  // encryption pipeline: tar → OpenPGP → volumes → target
+  // encryption pipeline: tar → OpenPGP → volumes (spooled once) → every target of the group
   const spool = await cache.scratch();
-  const writer = new GenerationWriter(backend, level, id);
+  const writers = new TargetWriters(plans, level, id, outcomes);
   const tar = new TarWriter();
   let pipelineDone: Promise<void> = Promise.resolve();
   let sink: VolumeSink | undefined;
   if (!opts.dryRun) {
-    await writer.begin();
+    await writers.each((w) => w.begin());
     sink = new VolumeSink(spool, job.volumeSize, async (v) => {
-      await writer.put(v.name, () => fs.createReadStream(v.file), v.size, v.sha256);
+      await writers.each((w) => w.put(v.name, () => fs.createReadStream(v.file), v.size, v.sha256));
       stats.uploadedBytes += v.size;
       await fsp.rm(v.file, { force: true });
     });
@@ -436,8 +535,6 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
             stats.storedFiles++;
             markChanged();
           }
-          const prev = previousIndex.get(e.path);
-          if (prev?.type === 'file' && prev.sha256 !== entry.sha256) stats.changedFiles++;
           entries.push(entry);
           seen.set(e.path, 'file');
           count(entry);
@@ -477,54 +574,57 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     }
     reporter.endProgress();
 
-    const suspicious = checkGuards(
-      {
-        rootsMissing,
-        current: { files: stats.files, bytes: stats.bytes },
-        previous: previous ? { files: previous.stats.files, bytes: previous.stats.bytes } : undefined,
-        changedFiles: stats.changedFiles,
-      },
-      job.guards,
-    );
+    for (const p of plans) {
+      outcomes.get(p.target.name)!.suspicious = checkGuards(
+        {
+          rootsMissing,
+          current: { files: stats.files, bytes: stats.bytes },
+          previous: p.previous ? { files: p.previous.stats.files, bytes: p.previous.stats.bytes } : undefined,
+          changedFiles: changedSince(manifest, p.previous),
+        },
+        job.guards,
+      );
+    }
     reporter.info(
       `${stats.files} files (${formatBytes(stats.bytes)}), ${stats.storedFiles} stored (${formatBytes(stats.storedBytes)}), ${stats.deleted} deleted since the parent`,
     );
-    if (opts.dryRun) return { manifest, hashes, suspicious, problems, unreadable, stats };
+    if (opts.dryRun) return { manifest, hashes, problems, unreadable, stats, outcomes };
 
     const manifestBytes = await encryptBuffer(Buffer.from(JSON.stringify(manifest)), sealing, compression);
-    await writer.putBuffer(MANIFEST, manifestBytes, sha256Hex(manifestBytes));
-    const chainDirs = chainDirsOf(manifest.chain, committed, backend, level, id);
-    const info: GenerationInfo = {
-      format: 1,
-      id,
-      level,
-      parent: manifest.parent,
-      chain: manifest.chain,
-      chainDirs,
-      createdAt: manifest.createdAt,
-      suspicious,
-      volumes: sink!.volumes.length,
-      stats: { files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes },
-      createdBy: `cerberus ${VERSION}`,
-    };
-    const infoBytes = Buffer.from(JSON.stringify(info, null, 2) + '\n');
-    await writer.putBuffer(INFO, infoBytes, sha256Hex(infoBytes));
-    reporter.phase(`committing ${level}/${id} on ${backend.description}`);
-    await writer.commit();
-    const generation: Generation = {
-      id,
-      level,
-      dir: writer.finalDir,
-      parent: manifest.parent,
-      info,
-      files: writer.written,
-      storedSize: writer.written.reduce((s, f) => s + f.size, 0),
-    };
-    return { generation, manifest, hashes, suspicious, problems, unreadable, stats };
+    await writers.each((w) => w.putBuffer(MANIFEST, manifestBytes, sha256Hex(manifestBytes)));
+    await writers.each(async (w, p) => {
+      const info: GenerationInfo = {
+        format: 1,
+        id,
+        level,
+        parent: manifest.parent,
+        chain: manifest.chain,
+        chainDirs: chainDirsOf(manifest.chain, p.listing.committed, p.backend, level, id),
+        createdAt: manifest.createdAt,
+        suspicious: outcomes.get(p.target.name)!.suspicious,
+        volumes: sink!.volumes.length,
+        stats: { files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes },
+        createdBy: `cerberus ${VERSION}`,
+      };
+      const infoBytes = Buffer.from(JSON.stringify(info, null, 2) + '\n');
+      await w.putBuffer(INFO, infoBytes, sha256Hex(infoBytes));
+      reporter.phase(`committing ${level}/${id} on ${p.target.name} (${p.backend.description})`);
+      await w.commit();
+      outcomes.get(p.target.name)!.generation = {
+        id,
+        level,
+        dir: w.finalDir,
+        parent: manifest.parent,
+        info,
+        files: w.written,
+        storedSize: w.written.reduce((s, f) => s + f.size, 0),
+      };
+    });
+    return { manifest, hashes, problems, unreadable, stats, outcomes };
   } catch (err) {
     tar.destroy();
     await pipelineDone.catch(() => undefined);
-    if (!opts.dryRun) await writer.abort();
+    if (!opts.dryRun) await writers.abortAll();
     throw err;
   } finally {
     await fsp.rm(spool, { recursive: true, force: true });
@@ -543,3 +643,40 @@ function chainDirsOf(chain: string[], committed: Generation[], backend: Backend,
     .join(' ');
 }
 
+
+/**
+ * The group's generation writers. A target that fails drops out (its partial write is
+ * removed) and the others go on; when none is left, the run's work stops.
+ */
+class TargetWriters {
+  private readonly live: Array<{ plan: TargetPlan; writer: GenerationWriter }>;
+
+  constructor(
+    plans: TargetPlan[],
+    level: Level,
+    id: string,
+    private readonly outcomes: Map<string, TargetOutcome>,
+  ) {
+    this.live = plans.map((plan) => ({ plan, writer: new GenerationWriter(plan.backend, level, id) }));
+  }
+
+  async each(fn: (w: GenerationWriter, plan: TargetPlan) => Promise<void>): Promise<void> {
+    const settled = await Promise.allSettled(this.live.map(({ writer, plan }) => fn(writer, plan)));
+    const failed = this.live.filter((_, i) => settled[i]!.status === 'rejected');
+    settled.forEach((r, i) => {
+      if (r.status === 'rejected') this.outcomes.get(this.live[i]!.plan.target.name)!.error = r.reason;
+    });
+    for (const f of failed) {
+      this.live.splice(this.live.indexOf(f), 1);
+      await f.writer.abort();
+    }
+    if (this.live.length === 0) {
+      const first = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      throw first?.reason ?? new CerberusError('INTERNAL', 'no target left to write to');
+    }
+  }
+
+  async abortAll(): Promise<void> {
+    await Promise.all(this.live.map(({ writer }) => writer.abort()));
+  }
+}

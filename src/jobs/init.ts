@@ -3,7 +3,7 @@ import { newDescriptor, readDescriptor, writeDescriptor } from '../repository/de
 import { putBuffer } from '../repository/io.js';
 import { restoreDoc } from '../repository/restore-doc.js';
 import { LEVELS } from '../engine/levels.js';
-import { openBackend } from '../storage/open.js';
+import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
 import { VERSION } from '../version.js';
 import { checkRecipients, sealingFor } from './keys.js';
@@ -15,12 +15,12 @@ export interface InitResult {
 }
 
 /** Creates the repository on every target; a target already set up for these keys is left as is. */
-export async function runInit(job: JobConfig, opts: { now: Date; reporter: Reporter }): Promise<InitResult[]> {
+export async function runInit(job: JobConfig, opts: { now: Date; reporter: Reporter; open: OpenTarget }): Promise<InitResult[]> {
   const { recipients } = await sealingFor(job);
   const symmetric = job.encryption.passphrase !== undefined;
   const out: InitResult[] = [];
   for (const target of job.targets) {
-    const backend = openBackend(target);
+    const backend = opts.open(target);
     const existing = await readDescriptor(backend);
     if (existing) {
       checkRecipients(existing, recipients, symmetric, target.name);

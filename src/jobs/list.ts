@@ -2,7 +2,7 @@ import type { JobConfig } from '../config/index.js';
 import { describeError } from '../errors.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { listGenerations } from '../repository/generations.js';
-import { openBackend } from '../storage/open.js';
+import type { OpenTarget } from '../storage/open.js';
 
 export interface RestorePointRow {
   target: string;
@@ -21,11 +21,11 @@ export interface ListResult {
   errors: Array<{ target: string; error: string }>;
 }
 
-export async function runList(job: JobConfig): Promise<ListResult> {
+export async function runList(job: JobConfig, open: OpenTarget): Promise<ListResult> {
   const result: ListResult = { points: [], errors: [] };
   for (const target of job.targets) {
     try {
-      const backend = openBackend(target);
+      const backend = open(target);
       await requireDescriptor(backend, target.name);
       for (const g of (await listGenerations(backend)).committed) {
         result.points.push({

@@ -39,6 +39,7 @@ export async function pruneRepository(
     opts.reporter.info(`${verb} ${g.level}/${g.id}`);
     if (!opts.dryRun) await deleteGeneration(backend, g.dir);
   }
+  for (const d of listing.damaged) opts.reporter.warn(`${opts.target}: ${d.dir} is damaged (${d.why}); left for you to inspect (cerberus verify)`);
   for (const l of listing.leftovers) {
     opts.reporter.info(`${verb} ${l.dir} (${l.why})`);
     if (!opts.dryRun) await removeTree(backend, l.dir);

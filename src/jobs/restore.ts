@@ -16,7 +16,7 @@ import { readTar } from '../formats/tar.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { listGenerations, type Generation } from '../repository/generations.js';
 import { checkVolume, generationFiles, readManifest, volumeStream, type GenerationFiles, type VolumeProgress } from '../repository/read.js';
-import { openBackend } from '../storage/open.js';
+import type { OpenTarget } from '../storage/open.js';
 import type { Backend } from '../storage/backend.js';
 import type { Reporter } from '../report/log.js';
 import { formatBytes } from '../report/format.js';
@@ -28,6 +28,7 @@ export interface RestoreOptions {
   overwrite: boolean;
   opening: Opening;
   reporter: Reporter;
+  open: OpenTarget;
   /** the target to restore from; default the job's first */
   target?: string;
 }
@@ -136,7 +137,7 @@ async function prepareDestination(to: string, overwrite: boolean): Promise<{ cre
 export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<RestoreResult> {
   const { reporter } = opts;
   const target = pickTarget(job, opts.target);
-  const backend = openBackend(target);
+  const backend = opts.open(target);
   await requireDescriptor(backend, target.name);
   const { committed } = await listGenerations(backend);
   const point = resolvePoint(committed, opts.at, job.timezone, reporter);

@@ -10,7 +10,7 @@ import { listGenerations, SUMS, type Generation } from '../repository/generation
 import { generationFiles, readManifest, volumeStream } from '../repository/read.js';
 import { hashObject } from '../repository/io.js';
 import { joinPath, type Backend } from '../storage/backend.js';
-import { openBackend } from '../storage/open.js';
+import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
 
 export interface VerifyProblem {
@@ -29,14 +29,18 @@ export interface VerifyResult {
  * Quick: structure, chains, and every file against SHA256SUMS (no key). Full: also decrypts
  * every generation and checks every file it holds against the manifest's sha256.
  */
-export async function runVerify(job: JobConfig, opts: { full: boolean; opening?: Opening; reporter: Reporter }): Promise<VerifyResult> {
+export async function runVerify(job: JobConfig, opts: { full: boolean; opening?: Opening; reporter: Reporter; open: OpenTarget }): Promise<VerifyResult> {
   const result: VerifyResult = { checked: 0, problems: [], leftovers: [] };
   for (const target of job.targets) {
-    const backend = openBackend(target);
+    const backend = opts.open(target);
     await requireDescriptor(backend, target.name);
     const listing = await listGenerations(backend);
     opts.reporter.phase(`verify ${target.name}: ${listing.committed.length} restore points${opts.full ? ', decrypting everything' : ''}`);
     result.leftovers.push(...listing.leftovers.map((l) => `${target.name}: ${l.dir} (${l.why})`));
+    for (const d of listing.damaged) {
+      result.problems.push({ target: target.name, generation: d.dir, problem: d.why });
+      opts.reporter.warn(`${target.name} ${d.dir}: ${d.why}`);
+    }
     const ids = new Map(listing.committed.map((g) => [g.id, g]));
     for (const g of listing.committed) {
       const name = `${g.level}/${g.id}`;

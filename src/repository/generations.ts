@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { CerberusError } from '../errors.js';
 import { joinPath, removeTree, type Backend, type BodySource, type ObjectInfo } from '../storage/backend.js';
 import { LEVELS, isGenerationId, type Level } from '../engine/levels.js';
-import { putBuffer, readSmall } from './io.js';
+import { putBuffer, readSmall, sha256Hex } from './io.js';
 
 /**
  * Generations on a target: `<level>/<id>/`, committed once SHA256SUMS (the commit marker)
@@ -54,7 +54,10 @@ export interface Leftover {
 
 export interface RepositoryListing {
   committed: Generation[];
+  /** unfinished writes of dead runs: prune removes them */
   leftovers: Leftover[];
+  /** committed, but their info.json does not match SHA256SUMS: kept for a person to look at */
+  damaged: Leftover[];
 }
 
 export function parseSums(text: string): Map<string, string> {
@@ -75,44 +78,73 @@ export function formatSums(sums: Map<string, string>): string {
     .join('');
 }
 
+/** Generations read at once while listing: a remote listing is many small requests. */
+const LISTING_PARALLEL = 4;
+
 export async function listGenerations(backend: Backend): Promise<RepositoryListing> {
   const committed: Generation[] = [];
   const leftovers: Leftover[] = [];
+  const damaged: Leftover[] = [];
+  const candidates: Array<{ level: Level; id: string; dir: string }> = [];
   for (const level of LEVELS) {
     for (const entry of await backend.list(level)) {
       const dir = joinPath(level, entry.name);
       if (!entry.isDir) continue;
-      if (entry.name.startsWith(INCOMPLETE_PREFIX) || !isGenerationId(entry.name)) {
-        leftovers.push({ dir, why: 'unfinished write' });
-        continue;
-      }
-      const files = await backend.list(dir);
-      if (!files.some((f) => f.name === SUMS)) {
-        leftovers.push({ dir, why: `no ${SUMS} (never committed, or half deleted)` });
-        continue;
-      }
-      let info: GenerationInfo;
-      try {
-        const parsed = infoSchema.safeParse(JSON.parse((await readSmall(backend, joinPath(dir, INFO), 1 << 20)).toString('utf8')));
-        if (!parsed.success || parsed.data.id !== entry.name || parsed.data.level !== level) throw new Error('mismatch');
-        info = parsed.data;
-      } catch {
-        leftovers.push({ dir, why: `${INFO} missing or unreadable` });
-        continue;
-      }
-      committed.push({
-        id: entry.name,
-        level,
-        dir,
-        parent: info.parent,
-        info,
-        files,
-        storedSize: files.reduce((s, f) => s + f.size, 0),
-      });
+      if (entry.name.startsWith(INCOMPLETE_PREFIX) || !isGenerationId(entry.name)) leftovers.push({ dir, why: 'unfinished write' });
+      else candidates.push({ level, id: entry.name, dir });
     }
   }
+  await forEachLimited(candidates, LISTING_PARALLEL, async ({ level, id, dir }) => {
+    const files = await backend.list(dir);
+    if (!files.some((f) => f.name === SUMS)) {
+      leftovers.push({ dir, why: `no ${SUMS} (never committed, or half deleted)` });
+      return;
+    }
+    const info = await readInfo(backend, dir, level, id);
+    if (typeof info === 'string') {
+      damaged.push({ dir, why: info });
+      return;
+    }
+    committed.push({ id, level, dir, parent: info.parent, info, files, storedSize: files.reduce((s, f) => s + f.size, 0) });
+  });
   committed.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return { committed, leftovers };
+  leftovers.sort((a, b) => (a.dir < b.dir ? -1 : 1));
+  return { committed, leftovers, damaged };
+}
+
+/**
+ * info.json, checked against SHA256SUMS: a read the network altered must not make a
+ * committed generation look like garbage that prune may clear. Read twice before calling
+ * it damaged; a failed read is an error, not a verdict.
+ */
+async function readInfo(backend: Backend, dir: string, level: Level, id: string): Promise<GenerationInfo | string> {
+  const sums = parseSums((await readSmall(backend, joinPath(dir, SUMS), 16 << 20)).toString('utf8'));
+  const expected = sums.get(INFO);
+  if (!expected) return `${SUMS} does not list ${INFO}`;
+  for (let attempt = 1; ; attempt++) {
+    const bytes = await readSmall(backend, joinPath(dir, INFO), 1 << 20);
+    if (sha256Hex(bytes) !== expected) {
+      if (attempt < 2) continue;
+      return `${INFO} does not match ${SUMS}`;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      return `${INFO} is not JSON`;
+    }
+    const parsed = infoSchema.safeParse(json);
+    if (!parsed.success || parsed.data.id !== id || parsed.data.level !== level) return `${INFO} does not describe ${level}/${id}`;
+    return parsed.data;
+  }
+}
+
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**

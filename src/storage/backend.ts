@@ -28,6 +28,8 @@ export interface ByteRange {
 /** Per-call options. A backend must stop the request when the signal aborts. */
 export interface RequestOptions {
   signal?: AbortSignal;
+  /** called whenever bytes move inside a verb (e.g. a read-back check), so idle timeouts measure silence, not total time */
+  progress?: () => void;
 }
 
 /**

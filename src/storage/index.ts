@@ -1,5 +1,5 @@
 export type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
 export { joinPath, removeTree } from './backend.js';
 export { LocalBackend } from './local.js';
-export { openBackend } from './open.js';
+export { openBackend, rawBackend, type OpenOptions, type OpenTarget } from './open.js';
 export { StorageError, httpStorageError, networkCode, parseRetryAfter } from './errors.js';

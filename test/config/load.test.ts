@@ -73,7 +73,7 @@ describe('loadConfig: defaults and values', () => {
       name: 'documents',
       source: { paths: ['/data/documents'], exclude: [] },
       encryption: { kind: 'openpgp', recipients: ['/keys/cerberus.pub.asc'], compression: 'none' },
-      targets: [{ name: 'usb', type: 'local', path: '/mnt/usb/documents' }],
+      targets: [{ name: 'usb', type: 'local', path: '/mnt/usb/documents', retries: 5, timeoutMs: 60_000, concurrency: 4, bwlimit: undefined }],
       retention: { daily: 7, weekly: 5, monthly: 12, quarterly: 8, keepWithinMs: 2 * 86_400_000 },
       guards: { maxShrink: 0.3, maxChanged: 0.5, minFiles: 1 },
       timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
@@ -144,7 +144,7 @@ describe('loadConfig: paths', () => {
       const dir = path.join(tmp, 'conf');
       expect(job.source.paths).toEqual([path.join(dir, 'docs'), path.join(home, 'notes'), path.join(dir, 'photos'), '/abs/music']);
       expect(job.encryption.recipients).toEqual([path.join(dir, 'keys/cerberus.pub.asc'), path.join(home, '.keys/b.asc')]);
-      expect(job.targets.map((t) => t.path)).toEqual([path.join(tmp, 'backup'), home]);
+      expect(job.targets.map((t) => (t.type === 'local' ? t.path : undefined))).toEqual([path.join(tmp, 'backup'), home]);
     } finally {
       process.chdir(before);
       await rm(elsewhere, { recursive: true, force: true });
@@ -328,10 +328,62 @@ describe('loadConfig: validation errors', () => {
   });
 
   it('refuses unknown target types and bad names', async () => {
-    expect((await loadError(MINIMAL.replace('type: local', 'type: ftp'))).message).toMatch(/:7: jobs\.documents\.targets\[0\]\.type: must be one of: local$/);
-    expect((await loadError(MINIMAL.replace('type: local, ', ''))).message).toMatch(/targets\[0\]\.type: required \(one of: local\)$/);
+    expect((await loadError(MINIMAL.replace('type: local', 'type: ftp'))).message).toMatch(/:7: jobs\.documents\.targets\[0\]\.type: must be one of: local, webdav, s3$/);
+    expect((await loadError(MINIMAL.replace('type: local, ', ''))).message).toMatch(/targets\[0\]\.type: required \(one of: local, webdav, s3\)$/);
     expect((await loadError(MINIMAL.replace('name: usb', 'name: my usb'))).message).toMatch(/targets\[0\]\.name: must use only letters/);
     expect((await loadError(MINIMAL.replace('documents:', 'my documents:'))).message).toMatch(/:2: jobs\.my documents: job names must use only/);
+  });
+
+  it('reads webdav targets, with presets and transport settings', async () => {
+    const job = await loadJob(
+      MINIMAL.replace(
+        '      - { name: usb, type: local, path: /mnt/usb/documents }',
+        yaml(
+          '      - { name: pcloud, type: webdav, preset: pcloud-eu, username: me, password: "p@ss: word", path: /Backups/documents/, verify: readback, bwlimit: 2MiB/s, timeout: 5m, retries: 3, concurrency: 2 }',
+          '      - { name: nas, type: webdav, url: "http://127.0.0.1:8080/dav/", path: x }',
+        ).trimEnd(),
+      ),
+    );
+    expect(job.targets).toEqual([
+      {
+        name: 'pcloud', type: 'webdav', url: 'https://ewebdav.pcloud.com', username: 'me', password: 'p@ss: word', path: 'Backups/documents',
+        verify: 'readback', retries: 3, timeoutMs: 300_000, concurrency: 2, bwlimit: 2 * 2 ** 20,
+      },
+      {
+        name: 'nas', type: 'webdav', url: 'http://127.0.0.1:8080/dav', username: undefined, password: undefined, path: 'x',
+        verify: 'size', retries: 5, timeoutMs: 60_000, concurrency: 4, bwlimit: undefined,
+      },
+    ]);
+  });
+
+  it('reads s3 targets, with the safe checksum default for custom endpoints', async () => {
+    const job = await loadJob(
+      MINIMAL.replace(
+        '      - { name: usb, type: local, path: /mnt/usb/documents }',
+        yaml(
+          '      - { name: minio, type: s3, endpoint: "http://127.0.0.1:9000", bucket: backups, prefix: /documents/, accessKeyId: k, secretAccessKey: s }',
+          '      - { name: aws, type: s3, region: eu-central-1, bucket: my-backups }',
+        ).trimEnd(),
+      ),
+    );
+    const [minio, aws] = job.targets;
+    expect(minio).toMatchObject({ endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, checksums: 'when_required', prefix: 'documents', region: 'us-east-1', partSize: 16 * 2 ** 20 });
+    expect(aws).toMatchObject({ endpoint: undefined, forcePathStyle: false, checksums: 'when_supported', prefix: '', region: 'eu-central-1', accessKeyId: undefined });
+  });
+
+  it('checks remote targets: url or preset, credentials in pairs, bucket names, rates', async () => {
+    const web = (extra: string) => loadError(MINIMAL.replace('type: local, path: /mnt/usb/documents', `type: webdav, ${extra}`));
+    expect((await web('path: /x')).message).toMatch(/targets\[0\]\.url: needs a url, or a preset \(pcloud-us, pcloud-eu\)$/);
+    expect((await web('url: "ftp://x"')).message).toMatch(/targets\[0\]\.url: expected an http:\/\/ or https:\/\/ URL$/);
+    expect((await web('preset: pcloud, username: a, password: b')).message).toMatch(/preset: must be one of: pcloud-us, pcloud-eu$/);
+    expect((await web('preset: pcloud-us, username: a')).message).toMatch(/targets\[0\]\.password: give both username and password, or neither$/);
+    expect((await web('preset: pcloud-us, bwlimit: fast')).message).toMatch(/bwlimit: invalid size "fast"/);
+    expect((await web('preset: pcloud-us, verify: hash')).message).toMatch(/verify: must be one of: size, readback$/);
+    const s3 = (extra: string) => loadError(MINIMAL.replace('type: local, path: /mnt/usb/documents', `type: s3, ${extra}`));
+    expect((await s3('bucket: My_Bucket')).message).toMatch(/bucket: must be a valid S3 bucket name/);
+    expect((await s3('bucket: ok-bucket, accessKeyId: k')).message).toMatch(/secretAccessKey: give both accessKeyId and secretAccessKey, or neither/);
+    expect((await s3('bucket: ok-bucket, partSize: 1MiB')).message).toMatch(/partSize: must be at least 5MiB/);
+    expect((await s3("bucket: ok-bucket, path: /x")).message).toMatch(/targets\[0\]\.path: unknown key/);
   });
 
   it('reports YAML syntax errors with a line', async () => {
@@ -381,7 +433,7 @@ describe('selectJob', () => {
     name,
     source: { paths: ['/a'], exclude: [] },
     encryption: { kind: 'openpgp', recipients: ['/k'], compression: 'none' },
-    targets: [{ name: 't', type: 'local', path: '/t' }],
+    targets: [{ name: 't', type: 'local', path: '/t', retries: 0, timeoutMs: 1000, concurrency: 1, bwlimit: undefined }],
     retention: { daily: 7, weekly: 5, monthly: 12, quarterly: 8, keepWithinMs: 0 },
     guards: { maxShrink: 0.3, maxChanged: 0.5, minFiles: 1 },
     timezone: 'UTC',

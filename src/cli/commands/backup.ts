@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { runBackup, type BackupResult } from '../../jobs/backup.js';
 import { formatBytes, table } from '../../report/format.js';
-import { loadJob, parseNow, printJson, reporterFor, stateDir, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 interface BackupOptions extends JobOptions {
   now?: string;
@@ -34,12 +34,14 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--json', 'print the result as JSON on stdout')
     .action(async (opts: BackupOptions) => {
       const job = await loadJob(ctx, opts);
+      const reporter = reporterFor(ctx, Boolean(opts.json));
       const result = await runBackup(job, {
         now: parseNow(opts.now),
         dryRun: Boolean(opts.dryRun),
         rehash: Boolean(opts.rehash),
         stateDir: stateDir(ctx),
-        reporter: reporterFor(ctx, Boolean(opts.json)),
+        reporter,
+        open: storageFor(ctx, reporter),
       });
       const code = backupExitCode(result);
       if (opts.json) printJson(ctx, { ...result, exitCode: code });

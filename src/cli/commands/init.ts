@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { runInit } from '../../jobs/init.js';
-import { loadJob, parseNow, reporterFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, parseNow, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
   withJob(program.command('init'))
@@ -13,7 +13,8 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     )
     .action(async (opts: JobOptions) => {
       const job = await loadJob(ctx, opts);
-      const results = await runInit(job, { now: parseNow(undefined), reporter: reporterFor(ctx) });
+      const reporter = reporterFor(ctx);
+      const results = await runInit(job, { now: parseNow(undefined), reporter, open: storageFor(ctx, reporter) });
       for (const r of results) ctx.stdout.write(`${r.target}\t${r.created ? 'created' : 'exists'}\t${r.id}\n`);
       done(ExitCode.ok);
     });

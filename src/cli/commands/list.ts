@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { runList } from '../../jobs/list.js';
 import { formatBytes, table } from '../../report/format.js';
-import { loadJob, printJson, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
   withJob(program.command('list'))
@@ -11,7 +11,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--json', 'print JSON on stdout')
     .action(async (opts: JobOptions & { json?: boolean }) => {
       const job = await loadJob(ctx, opts);
-      const result = await runList(job);
+      const result = await runList(job, storageFor(ctx, reporterFor(ctx, true)));
       if (opts.json) printJson(ctx, result);
       else {
         const rows = result.points.map((p) => [

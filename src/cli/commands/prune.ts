@@ -3,8 +3,7 @@ import { ExitCode } from '../../errors.js';
 import { pruneRepository } from '../../jobs/prune.js';
 import { acquireLock } from '../../repository/lock.js';
 import { requireDescriptor } from '../../repository/descriptor.js';
-import { openBackend } from '../../storage/open.js';
-import { loadJob, parseNow, printJson, reporterFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, parseNow, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
   withJob(program.command('prune'))
@@ -24,7 +23,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const out: Array<{ target: string; removed: string[]; kept: string[] }> = [];
       for (const target of job.targets) {
-        const backend = openBackend(target);
+        const backend = storageFor(ctx, reporter)(target);
         await requireDescriptor(backend, target.name);
         const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus prune --job ${job.name}`, (m) => reporter.info(m));
         try {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runRestore } from '../../jobs/restore.js';
-import { loadJob, printJson, reporterFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 interface RestoreOptions extends JobOptions {
   target?: string;
@@ -35,13 +35,15 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .action(async (opts: RestoreOptions) => {
       const job = await loadJob(ctx, opts);
       const opening = await openingFor(job, opts.key, ctx.env);
+      const reporter = reporterFor(ctx, Boolean(opts.json));
       const result = await runRestore(job, {
         at: opts.at,
         to: opts.to,
         paths: opts.path,
         overwrite: Boolean(opts.overwrite),
         opening,
-        reporter: reporterFor(ctx, Boolean(opts.json)),
+        reporter,
+        open: storageFor(ctx, reporter),
         ...(opts.target !== undefined ? { target: opts.target } : {}),
       });
       if (opts.json) printJson(ctx, result);

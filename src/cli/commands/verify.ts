@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runVerify } from '../../jobs/verify.js';
-import { loadJob, printJson, reporterFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
   withJob(program.command('verify'))
@@ -19,7 +19,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const job = await loadJob(ctx, opts);
       const opening = opts.full ? await openingFor(job, opts.key, ctx.env) : undefined;
       const reporter = reporterFor(ctx, Boolean(opts.json));
-      const result = await runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter });
+      const result = await runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter, open: storageFor(ctx, reporter) });
       if (opts.json) printJson(ctx, result);
       else {
         for (const l of result.leftovers) ctx.stdout.write(`leftover (prune clears it): ${l}\n`);
