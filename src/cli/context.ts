@@ -46,7 +46,7 @@ export function storageFor(ctx: CommandContext, reporter: Reporter): OpenTarget 
   const debug = ctx.env.CERBERUS_DEBUG ? (m: string) => ctx.stderr.write(`debug: ${m}\n`) : undefined;
   return (target) =>
     openBackend(target, {
-      log: (m) => reporter.info(m),
+      log: (m) => reporter.notice(m),
       ...(debug ? { debug } : {}),
       ...(Number.isFinite(base) && base >= 0 && ctx.env.CERBERUS_RETRY_BASE_MS ? { retryBaseDelayMs: base } : {}),
     });

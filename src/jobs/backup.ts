@@ -153,7 +153,7 @@ async function planTarget(
   const backend = opts.open(target);
   const descriptor = await requireDescriptor(backend, target.name);
   checkRecipients(descriptor, recipients, job.encryption.passphrase !== undefined, target.name);
-  const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus backup --job ${job.name}`, (m) => reporter.info(m));
+  const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus backup --job ${job.name}`, (m) => reporter.notice(m));
   try {
     const cache = new StateCache(opts.stateDir, job.name, descriptor.id);
     const listing = await listGenerations(backend);

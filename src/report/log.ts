@@ -18,6 +18,8 @@ export interface Reporter {
   phase(message: string): void;
   info(message: string): void;
   warn(message: string): void;
+  /** something went wrong and was handled (a retry): shown even in --json runs, not a warning */
+  notice(message: string): void;
   progress(state: ProgressState): void;
   /** ends a progress line, if any */
   endProgress(): void;
@@ -61,6 +63,10 @@ export class ConsoleReporter implements Reporter {
     this.write(`WARNING: ${message}`);
   }
 
+  notice(message: string): void {
+    this.write(`    ${message}`);
+  }
+
   progress(s: ProgressState): void {
     if (!this.tty || this.quiet) return;
     const now = Date.now();
@@ -101,6 +107,9 @@ export class MemoryReporter implements Reporter {
   warn(m: string) {
     this.warnings.push(m);
     this.lines.push(`WARNING: ${m}`);
+  }
+  notice(m: string) {
+    this.lines.push(m);
   }
   progress() {}
   endProgress() {}

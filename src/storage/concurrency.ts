@@ -43,7 +43,7 @@ export class ConcurrencyLayer implements Layer {
   }
 
   private acquire(signal?: AbortSignal): Promise<void> {
-    // 'abort' never fires again for a signal that has already aborted: such a waiter would wait forever
+    // 'abort' does not fire again for a signal already aborted: the caller would wait for a slot it no longer wants
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.active < this.limit) {
       this.active++;

@@ -88,17 +88,31 @@ export class RetryLayer implements Layer {
       source.once('error', (err) => {
         source.removeAllListeners('data');
         if (out.destroyed) return;
+        if (opts.signal?.aborted || !isRetryable(err)) {
+          out.destroy(err);
+          return;
+        }
+        // only the end of the response was lost: a range from past its end would be refused
+        if (end !== undefined && start + delivered > end) {
+          out.end();
+          return;
+        }
         failures++;
-        if (opts.signal?.aborted || !isRetryable(err) || failures > this.policy.retries) {
-          out.destroy(failures > this.policy.retries ? exhausted(err, failures, this.target, req) : err);
+        if (failures > this.policy.retries) {
+          out.destroy(exhausted(err, failures, this.target, req));
           return;
         }
         const wait = this.delay(failures, err) ?? 0;
         this.log(`target ${this.target}: ${describeRequest(req)} broke after ${delivered} bytes (${brief(err)}); resuming in ${(wait / 1000).toFixed(1)}s`);
         this.sleep(wait, opts.signal)
-          .then(() => this.attempts(req, opts, () => open(start + delivered), failures))
+          // a reader that left during the pause needs no new request
+          .then(() => (out.destroyed ? undefined : this.attempts(req, opts, () => open(start + delivered), failures)))
           .then(
-            (s) => (out.destroyed ? s.destroy() : pump(s)),
+            (s) => {
+              if (!s) return;
+              if (out.destroyed) s.destroy();
+              else pump(s);
+            },
             (e: unknown) => out.destroy(e as Error),
           );
       });

@@ -32,7 +32,7 @@ interface Send {
   method: string;
   url: string;
   headers?: Record<string, string>;
-  data?: Readable | string;
+  data?: Readable;
   signal?: AbortSignal | undefined;
 }
 
@@ -217,6 +217,8 @@ export class WebdavBackend implements Backend {
     } catch (err) {
       if (!(err instanceof StorageError)) throw err;
       if (err.status === 405) return; // something is there already
+      // Apache answers 403 to the loser of two MKCOLs racing for one folder
+      if (err.status === 403 && (await this.isCollection(url, signal))) return;
       if (err.status !== 409) throw err;
       await this.mkcol(what, absSegs.slice(0, -1), signal);
       try {
@@ -353,6 +355,16 @@ export class WebdavBackend implements Backend {
     }
   }
 
+  private async isCollection(url: string, signal: AbortSignal | undefined): Promise<boolean> {
+    try {
+      const res = await this.send('PROPFIND', { method: 'PROPFIND', url, headers: { Depth: '0' }, signal });
+      const body = await res.text();
+      return /<(?:\w+:)?collection\s*\/>/i.test(body);
+    } catch {
+      return false;
+    }
+  }
+
   /** best effort, after a failure */
   private async discard(p: string): Promise<void> {
     await this.deleteUrl(`remove ${p}`, this.url(p), AbortSignal.timeout(CLEANUP_TIMEOUT_MS)).catch(() => undefined);
@@ -382,7 +394,8 @@ export class WebdavBackend implements Backend {
         method: req.method,
         url: req.url,
         headers: req.headers ?? {},
-        ...(req.data !== undefined ? { data: req.data as unknown as string } : {}),
+        // typed as plain data, but the package hands a Node stream to node-fetch as is
+        ...(req.data !== undefined ? { data: req.data as unknown as Record<string, unknown> } : {}),
         ...(req.signal ? { signal: req.signal } : {}),
       })) as unknown as FetchResponse;
     } catch (err) {
@@ -402,8 +415,8 @@ export class WebdavBackend implements Backend {
     }
     const code = networkCode(err);
     if (code) return new StorageError(`target ${this.cfg.name}: ${what}: ${code}`, { retryable: true, cause: err });
-    const detail = (err as { code?: unknown }).code ?? (err as Error).message ?? String(err);
-    return new StorageError(`target ${this.cfg.name}: ${what}: ${String(detail)}`, { retryable: false, cause: err });
+    const detail = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+    return new StorageError(`target ${this.cfg.name}: ${what}: ${detail}`, { retryable: false, cause: err });
   }
 
   private url(p: string, collection = false): string {

@@ -301,7 +301,7 @@ describe('decryption failures', () => {
     const enc = Buffer.from(await encryptBuffer(data, { keys: [alicePub] }, 'none'));
     expect((await errorOf(decryptBuffer(enc.subarray(0, enc.length - 100), { key: alicePriv }, 'm'))).code).toBe('INTEGRITY');
     expect((await errorOf(decryptStream(chunksOf(enc.subarray(0, enc.length - 100)), { key: alicePriv }, 'm').then(collect))).code).toBe('INTEGRITY');
-    expect((await errorOf(decryptBuffer(randomBytes(500), { key: alicePriv }, 'm'))).code).toBe('INTEGRITY');
+    expect((await errorOf(decryptBuffer(Buffer.from('this is no OpenPGP message. '.repeat(20)), { key: alicePriv }, 'm'))).code).toBe('INTEGRITY');
   });
 });
 

@@ -16,7 +16,7 @@ import {
   SUMS,
   type GenerationInfo,
 } from '../../src/repository/generations.js';
-import { sha256Hex } from '../../src/repository/io.js';
+import { readSmall, sha256Hex } from '../../src/repository/io.js';
 import type { Backend } from '../../src/storage/backend.js';
 import { LocalBackend } from '../../src/storage/local.js';
 
@@ -178,7 +178,7 @@ describe('GenerationWriter', () => {
     const w = await writeGeneration(local, 'quarterly', Q);
     await w.abort();
     expect(await tree()).toEqual(['quarterly']);
-    expect(await listGenerations(local)).toEqual({ committed: [], leftovers: [] });
+    expect(await listGenerations(local)).toEqual({ committed: [], leftovers: [], damaged: [] });
     // abort before anything was written is fine too
     const w2 = new GenerationWriter(local, 'daily', D);
     await w2.abort();
@@ -228,24 +228,40 @@ describe('listGenerations', () => {
     await local.put('daily/stray-file', () => Readable.from([Buffer.from('x')]), 1);
     await local.mkdir('yearly/2026');
 
-    const { committed, leftovers } = await listGenerations(local);
+    const { committed, leftovers, damaged } = await listGenerations(local);
     expect(committed.map((g) => `${g.level}/${g.id}`)).toEqual([`quarterly/${Q}`, `weekly/${W}`, `daily/${D}`]);
     expect(leftovers.map((l) => l.dir).sort()).toEqual(
-      [
-        'monthly/.incomplete-2026-11-01T030009Z',
-        'daily/2026-11-21T030000Z',
-        `daily/${bad}`,
-        'daily/2026-11-19T030000Z',
-        'weekly/some folder',
-      ].sort(),
+      ['monthly/.incomplete-2026-11-01T030009Z', 'daily/2026-11-21T030000Z', 'weekly/some folder'].sort(),
     );
-    expect(leftovers.find((l) => l.dir === `daily/${bad}`)?.why).toMatch(/info\.json/);
     expect(leftovers.find((l) => l.dir === 'daily/2026-11-21T030000Z')?.why).toMatch(/SHA256SUMS/);
+    // committed (SHA256SUMS is there) but unreadable: kept for a person, never cleared by prune
+    expect(damaged.map((l) => l.dir).sort()).toEqual([`daily/${bad}`, 'daily/2026-11-19T030000Z'].sort());
+    expect(damaged.every((l) => /info\.json/.test(l.why))).toBe(true);
+  });
+
+  it('reads info.json twice when it does not match SHA256SUMS, and calls it damaged only then', async () => {
+    await (await writeGeneration(local, 'quarterly', Q)).commit();
+    const info = `quarterly/${Q}/${INFO}`;
+    const good = await readSmall(local, info);
+    // a backend whose first read of info.json comes back altered, as a bad network might
+    let reads = 0;
+    const flaky: Backend = Object.create(local) as Backend;
+    flaky.get = async (p, range) => {
+      if (p === info && reads++ === 0) return Readable.from([Buffer.from(good.toString().replace('quarterly', 'quarterlx'))]);
+      return local.get(p, range);
+    };
+    expect((await listGenerations(flaky)).committed.map((g) => g.id)).toEqual([Q]);
+    expect(reads).toBe(2);
+    flaky.get = async (p, range) => (p === info ? Readable.from([Buffer.from('{}')]) : local.get(p, range));
+    const listing = await listGenerations(flaky);
+    expect(listing.committed).toEqual([]);
+    expect(listing.leftovers).toEqual([]);
+    expect(listing.damaged).toEqual([{ dir: `quarterly/${Q}`, why: `${INFO} does not match ${SUMS}` }]);
   });
 
   it('finds nothing in an empty or absent repository', async () => {
-    expect(await listGenerations(local)).toEqual({ committed: [], leftovers: [] });
-    expect(await listGenerations(new LocalBackend(path.join(root, 'absent')))).toEqual({ committed: [], leftovers: [] });
+    expect(await listGenerations(local)).toEqual({ committed: [], leftovers: [], damaged: [] });
+    expect(await listGenerations(new LocalBackend(path.join(root, 'absent')))).toEqual({ committed: [], leftovers: [], damaged: [] });
   });
 });
 

@@ -182,9 +182,9 @@ describe('LocalBackend', () => {
     expect((await errorOf(b.copy('src/f', 'dst/deeper/f'))).code).toBe('IO');
   });
 
-  it('gives IO for a missing file at get time, not mid-stream', async () => {
+  it('gives NOT_FOUND for a missing file at get time, not mid-stream', async () => {
     const e = await errorOf(b.get('nope'));
-    expect(e.code).toBe('IO');
+    expect(e.code).toBe('NOT_FOUND');
     expect(e.message).toContain('nope');
   });
 

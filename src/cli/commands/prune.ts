@@ -25,7 +25,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       for (const target of job.targets) {
         const backend = storageFor(ctx, reporter)(target);
         await requireDescriptor(backend, target.name);
-        const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus prune --job ${job.name}`, (m) => reporter.info(m));
+        const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus prune --job ${job.name}`, (m) => reporter.notice(m));
         try {
           reporter.phase(`prune ${target.name}${opts.dryRun ? ' (dry run)' : ''}`);
           const r = await pruneRepository(backend, job.retention, parseNow(opts.now), {

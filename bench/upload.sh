@@ -1,0 +1,477 @@
+#!/usr/bin/env bash
+# Upload benchmark, in two parts:
+#
+# 1. Throughput of one large upload to a local Apache mod_dav: `curl -T` against cerberus's own
+#    put (bench/upload-put.mjs: the built backend with its retry, concurrency and timeout
+#    layers; MKCOL, Content-Length PUT to a temp name, MOVE, PROPFIND size check), the same
+#    file, the same server, alternating order, best of BENCH_ROUNDS each. Gate: cerberus
+#    reaches at least BENCH_MIN_RATIO (0.8) of curl's rate. `verify: readback` is an extra row,
+#    not gated.
+# 2. Peak RSS of a full `cerberus backup` of the corpus to one target of each type in
+#    BENCH_BACKENDS (local folder, the Apache, s3rver), under GNU time. Gate: each peak under
+#    BENCH_LIMIT_MB.
+#
+#   bash bench/upload.sh
+#
+# Environment:
+#   BENCH_SIZE         corpus size (default 2GiB; e.g. 200MiB for a quick run)
+#   BENCH_SEED         corpus seed (default cerberus-bench)
+#   BENCH_LIMIT_MB     peak RSS limit for cerberus, in MB of 10^6 bytes (default 200)
+#   BENCH_BACKENDS     targets for part 2 (default "local webdav s3"; "" skips part 2)
+#   BENCH_UPLOAD_SIZE  size of the file of part 1 (default 1GiB; at most the corpus as a tar)
+#   BENCH_ROUNDS       attempts of each upload in part 1 (default 3; 0 skips part 1)
+#   BENCH_MIN_RATIO    part 1's gate, cerberus / curl (default 0.8)
+#   BENCH_VOLUME_SIZE  the job's volumeSize (default 512MiB, cerberus's default)
+#   BENCH_KEEP         1 to keep the repositories and server data in bench/.work/upload (default 0)
+#
+# Part 1 has one more row, not gated: cerberus's put reading the file in 1 MiB chunks instead of
+# Node's default 64 KiB (BENCH_PUT_HWM of bench/upload-put.mjs), to show what that would change.
+#
+# Servers (Apache with its own config, s3rver via test/helpers/s3rver-main.mjs) listen on
+# 127.0.0.1 only, keep their data in bench/.work/upload (gitignored, on disk) and are stopped on
+# exit. Passwords are made up per run and reach curl through a config file (-K) and cerberus
+# through the environment, never through argv.
+#
+# Exits 0 when every gate passes and every backup succeeds, 1 otherwise.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SIZE="${BENCH_SIZE:-2GiB}"
+SEED="${BENCH_SEED:-cerberus-bench}"
+LIMIT_MB="${BENCH_LIMIT_MB:-200}"
+BACKENDS="${BENCH_BACKENDS-local webdav s3}"
+UPLOAD_SIZE="${BENCH_UPLOAD_SIZE:-1GiB}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+MIN_RATIO="${BENCH_MIN_RATIO:-0.8}"
+VOLUME_SIZE="${BENCH_VOLUME_SIZE:-512MiB}"
+KEEP="${BENCH_KEEP:-0}"
+PASSPHRASE='bench passphrase, not a secret'
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+for b in $BACKENDS; do
+  case "$b" in local | webdav | s3) ;; *) die "BENCH_BACKENDS: unknown backend $b (use local, webdav, s3)" ;; esac
+done
+[[ "$ROUNDS" =~ ^[0-9]+$ ]] || die "BENCH_ROUNDS=$ROUNDS is not a number"
+NEED_DAV=0
+NEED_S3=0
+[ "$ROUNDS" -gt 0 ] && NEED_DAV=1
+[[ " $BACKENDS " == *" webdav "* ]] && NEED_DAV=1
+[[ " $BACKENDS " == *" s3 "* ]] && NEED_S3=1
+
+# ---- tools -------------------------------------------------------------------------------
+APACHE="${APACHE2_BIN:-/usr/sbin/apache2}"
+MODULES="${APACHE2_MODULES:-/usr/lib/apache2/modules}"
+APACHE_MODS=(mod_mpm_event mod_authz_core mod_authn_core mod_authn_file mod_auth_basic mod_authz_user mod_alias mod_dav mod_dav_fs mod_mime)
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then die "$1 is missing; install the Debian package $2"; fi
+  log "installing $2"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+if ! /usr/bin/time -v true >/dev/null 2>&1; then apt_install 'GNU time (/usr/bin/time)' time; fi
+/usr/bin/time -v true >/dev/null 2>&1 || die '/usr/bin/time -v does not work'
+command -v node >/dev/null || die 'node is missing'
+if [ "$NEED_DAV" = 1 ]; then
+  command -v curl >/dev/null || apt_install curl curl
+  [ -x "$APACHE" ] || apt_install apache2 apache2
+  command -v htpasswd >/dev/null || apt_install htpasswd apache2-utils
+  for m in "${APACHE_MODS[@]}"; do [ -f "$MODULES/$m.so" ] || die "$MODULES/$m.so is missing"; done
+fi
+
+# ---- build -------------------------------------------------------------------------------
+BIN="$ROOT/dist/bin/cerberus.js"
+if [ ! -d node_modules ]; then log 'npm ci'; npm ci --no-audit --no-fund >/dev/null; fi
+if [ ! -f "$BIN" ] || [ -n "$(find src -name '*.ts' -newer "$BIN" -print -quit)" ]; then
+  log 'npm run build'
+  npm run build >/dev/null
+fi
+
+# ---- work dir and corpus (shared with bench/memory.sh) -------------------------------------
+WORK="$ROOT/bench/.work"
+mkdir -p "$WORK"
+to_bytes() {
+  node -e '
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(process.argv[1]);
+    if (!m) process.exit(1);
+    console.log(Math.round(Number(m[1]) * 1024 ** " KMGT".indexOf(m[2].toUpperCase() || " ")));
+  ' "$1"
+}
+SIZE_BYTES="$(to_bytes "$SIZE")" || die "BENCH_SIZE=$SIZE is not a size (use e.g. 2GiB or 500MiB)"
+UPLOAD_BYTES="$(to_bytes "$UPLOAD_SIZE")" || die "BENCH_UPLOAD_SIZE=$UPLOAD_SIZE is not a size"
+CORPUS="$WORK/corpus-$SIZE_BYTES-$(printf %s "$SEED" | sha256sum | cut -c1-8)"
+if [ -f "$CORPUS.done" ] && [ -d "$CORPUS" ]; then
+  log "reusing the corpus $CORPUS"
+else
+  rm -rf "$WORK"/corpus-*
+  log "generating a $SIZE corpus (seed $SEED)"
+  node bench/corpus.mjs "$CORPUS" "$SIZE_BYTES" "$SEED" | tee "$CORPUS.summary" >&2
+  touch "$CORPUS.done"
+fi
+FILES="$(find "$CORPUS" -type f | wc -l)"
+DIRS="$(find "$CORPUS" -mindepth 1 -type d | wc -l)"
+
+RUN="$WORK/upload"
+rm -rf "$RUN"
+mkdir -p "$RUN"
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- servers -----------------------------------------------------------------------------
+APACHE_PID=''
+S3_PID=''
+S3_FD=''
+cleanup() {
+  set +e
+  if [ -n "$APACHE_PID" ]; then
+    kill -TERM -- "-$APACHE_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$APACHE_PID" 2>/dev/null || break; sleep 0.1; done
+    # workers left behind would keep the port
+    kill -KILL -- "-$APACHE_PID" 2>/dev/null
+  fi
+  if [ -n "$S3_PID" ]; then
+    kill -TERM "$S3_PID" 2>/dev/null
+    wait "$S3_PID" 2>/dev/null
+  fi
+  [ -n "$S3_FD" ] && exec {S3_FD}>&-
+  rm -f "$RUN/curlrc"
+  if [ "$KEEP" != 1 ]; then rm -rf "$RUN/apache/data" "$RUN/s3rver" "$RUN"/repo-* "$RUN"/state-* "$RUN/upload.bin"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+random_secret() { head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-24; }
+
+# Apache httpd with mod_dav_fs, as test/helpers/apache.ts sets it up: own config, port and
+# folders; nothing of the system's Apache setup is used.
+DAV_USER=bench
+DAV_PASSWORD="$(random_secret)"
+export DAV_USER DAV_PASSWORD
+start_apache() {
+  local dir="$RUN/apache" port m
+  mkdir -p "$dir"/{data,run,logs,lock,htdocs}
+  : >"$dir/mime.types"
+  port="$(free_port)"
+  {
+    for m in "${APACHE_MODS[@]}"; do echo "LoadModule ${m#mod_}_module \"$MODULES/$m.so\""; done
+    cat <<EOF
+ServerRoot "$dir"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile "$dir/run/httpd.pid"
+DefaultRuntimeDir "$dir/run"
+Mutex file:$dir/run default
+ErrorLog "$dir/logs/error.log"
+LogLevel warn
+LogFormat "\"%r\" %>s len=%{Content-Length}i te=%{Transfer-Encoding}i %D us" dav
+CustomLog "$dir/logs/access.log" dav
+StartServers 1
+ThreadsPerChild 25
+MaxRequestWorkers 50
+Timeout 60
+LimitRequestBody 0
+TypesConfig "$dir/mime.types"
+DefaultType none
+DocumentRoot "$dir/htdocs"
+DavLockDB "$dir/lock/DavLock"
+Alias /dav "$dir/data"
+<Directory />
+  AllowOverride None
+  Require all denied
+</Directory>
+<Directory "$dir/data">
+  Dav On
+  AuthType Basic
+  AuthName "cerberus bench"
+  AuthBasicProvider file
+  AuthUserFile "$dir/htpasswd"
+  Require valid-user
+</Directory>
+EOF
+    if [ "$(id -u)" = 0 ]; then printf 'User www-data\nGroup www-data\n'; fi
+  } >"$dir/httpd.conf"
+  printf %s "$DAV_PASSWORD" | htpasswd -B -c -i "$dir/htpasswd" "$DAV_USER" 2>/dev/null
+  if [ "$(id -u)" = 0 ]; then
+    # the workers run as www-data and must write the data and the lock database
+    id -u www-data >/dev/null 2>&1 || die 'running as root, but there is no www-data user for the Apache workers'
+    chown www-data:www-data "$dir"
+    chown -R www-data:www-data "$dir/data" "$dir/run" "$dir/lock"
+    chmod 644 "$dir/htpasswd"
+  fi
+  # its own process group (setsid), so the workers can be stopped with it
+  setsid "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND </dev/null >/dev/null 2>"$dir/logs/stderr.log" &
+  APACHE_PID=$!
+  for _ in $(seq 200); do
+    kill -0 "$APACHE_PID" 2>/dev/null || { cat "$dir/logs/stderr.log" "$dir/logs/error.log" >&2 2>/dev/null; die 'apache2 exited'; }
+    if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+      DAV_PORT="$port"
+      DAV_URL="http://127.0.0.1:$port/dav"
+      log "apache2 (pid $APACHE_PID) on $DAV_URL, data in ${dir#"$ROOT"/}/data"
+      return
+    fi
+    sleep 0.1
+  done
+  die "apache2 does not answer on port $port"
+}
+
+# s3rver through the tests' runner; it quits (and removes its folder) when its stdin ends,
+# so stdin is a fifo this shell holds open
+S3_KEY=S3RVER
+S3_SECRET=S3RVER
+export S3_KEY S3_SECRET
+start_s3rver() {
+  local dir="$RUN/s3rver"
+  mkdir -p "$dir/data"
+  mkfifo "$dir/stdin"
+  node --openssl-legacy-provider test/helpers/s3rver-main.mjs "{\"port\":0,\"directory\":\"$dir/data\",\"bucket\":\"bench\"}" \
+    <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
+  S3_PID=$!
+  exec {S3_FD}>"$dir/stdin"
+  for _ in $(seq 200); do
+    kill -0 "$S3_PID" 2>/dev/null || { cat "$dir/stderr" >&2; die 's3rver exited'; }
+    S3_PORT="$(sed -n 's/^{"port":\([0-9]*\)}$/\1/p' "$dir/stdout")"
+    if [ -n "$S3_PORT" ]; then
+      log "s3rver (pid $S3_PID) on http://127.0.0.1:$S3_PORT, data in ${dir#"$ROOT"/}/data"
+      return
+    fi
+    sleep 0.1
+  done
+  die 's3rver did not report its port'
+}
+
+[ "$NEED_DAV" = 1 ] && start_apache
+[ "$NEED_S3" = 1 ] && start_s3rver
+
+# curl reads the password from a config file, not argv
+CURLRC="$RUN/curlrc"
+(umask 077 && printf 'user = "%s:%s"\n' "$DAV_USER" "$DAV_PASSWORD" >"$CURLRC")
+dav() { curl -sS -K "$CURLRC" -o /dev/null -w '%{http_code}' "$@"; }
+
+# ---- keys and configs --------------------------------------------------------------------
+export TZ=UTC
+export CERBERUS_KEY_PASSPHRASE="$PASSPHRASE"
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+unset CERBERUS_KEY_PASSPHRASE_FILE CERBERUS_PRIVATE_KEY_FILE CERBERUS_DEBUG
+log 'keygen'
+node "$BIN" keygen --out "$RUN/keys" --email bench@example.org >/dev/null
+
+# config NAME TARGET-YAML: a job backing up the corpus to one target
+config() {
+  cat >"$RUN/$1.yaml" <<EOF
+jobs:
+  bench:
+    source: { paths: ["$CORPUS"] }
+    encryption: { kind: openpgp, recipients: [keys/cerberus.pub.asc] }
+    targets:
+      - $2
+    timezone: UTC
+    volumeSize: $VOLUME_SIZE
+EOF
+}
+# \${...}: interpolated by cerberus from the environment, so no secret is in a file or argv
+DAV_TARGET="url: \"${DAV_URL:-}\", username: \${DAV_USER}, password: \${DAV_PASSWORD}"
+S3_TARGET="endpoint: \"http://127.0.0.1:${S3_PORT:-0}\", bucket: bench, accessKeyId: \${S3_KEY}, secretAccessKey: \${S3_SECRET}"
+
+# ---- measuring ---------------------------------------------------------------------------
+measure() {
+  local name="$1"; shift
+  /usr/bin/time -v -o "$RUN/$name.time" "$@" 2>"$RUN/$name.log"
+}
+rss_kib() { sed -n 's/^\s*Maximum resident set size (kbytes): //p' "$RUN/$1.time"; }
+wall_s() {
+  sed -n 's/^\s*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$RUN/$1.time" |
+    awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
+}
+cpu_s() { awk '/User time|System time/ { s += $NF } END { printf "%.2f", s }' "$RUN/$1.time"; }
+exit_of() { sed -n 's/^\s*Exit status: //p' "$RUN/$1.time"; }
+# CPU seconds (user + system) used so far by Apache's processes
+apache_cpu() {
+  local p t=0 tick
+  tick="$(getconf CLK_TCK)"
+  for p in $(pgrep -g "$APACHE_PID" || true); do
+    t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) ))
+  done
+  awk -v t="$t" -v k="$tick" 'BEGIN { printf "%.2f", t / k }'
+}
+mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else print "-" }'; }
+
+FAILED=()
+
+# ---- part 1: one large upload, curl against cerberus ---------------------------------------
+PUT_ROWS=''
+RATIO=''
+if [ "$ROUNDS" -gt 0 ]; then
+  FILE="$RUN/upload.bin"
+  log "making the upload file: the corpus as a tar, cut to at most $UPLOAD_SIZE"
+  # head closing the pipe ends tar with SIGPIPE: expected
+  (set +o pipefail; tar -C "$CORPUS" -cf - . 2>/dev/null | head -c "$UPLOAD_BYTES" >"$FILE")
+  PUT_BYTES="$(stat -c %s "$FILE")"
+  [ "$PUT_BYTES" -gt 0 ] || die "could not make $FILE"
+
+  config put "{ name: dav, type: webdav, $DAV_TARGET, path: put }
+      - { name: dav-readback, type: webdav, $DAV_TARGET, path: put, verify: readback }"
+  [ "$(dav -X MKCOL "$DAV_URL/put/")" = 201 ] || die "MKCOL $DAV_URL/put/ failed"
+
+  declare -A BEST=() RUNS=() CPU=() SRV=()
+  # attempt KIND: one upload, its time added to RUNS[KIND]
+  attempt() {
+    local kind="$1" s c srv0 out code
+    dav -X DELETE "$DAV_URL/put/$kind.bin" >/dev/null
+    # no dirty pages of the last attempt left to write back during this one
+    sync
+    srv0="$(apache_cpu)"
+    case "$kind" in
+      curl)
+        # curl's own total time: from connecting to the last byte of the answer
+        out="$(/usr/bin/time -f '%U %S' -o "$RUN/curl.cpu" curl -sS -K "$CURLRC" -T "$FILE" -o /dev/null \
+          -w '%{http_code} %{time_total}' "$DAV_URL/put/$kind.bin")"
+        read -r code s <<<"$out"
+        s="$(awk -v s="$s" 'BEGIN { printf "%.3f", s }')"
+        [ "$code" = 201 ] || { FAILED+=("curl -T answered $code"); return; }
+        c="$(awk '{ printf "%.2f", $1 + $2 }' "$RUN/curl.cpu")"
+        ;;
+      put | readback | put1m)
+        local target=dav hwm=''
+        [ "$kind" = readback ] && target=dav-readback
+        [ "$kind" = put1m ] && hwm=1048576
+        if ! out="$(BENCH_PUT_HWM="$hwm" node bench/upload-put.mjs "$RUN/put.yaml" "$target" "$FILE" "$kind.bin" 2>"$RUN/put-$kind.log")"; then
+          FAILED+=("cerberus put ($kind) failed (see $RUN/put-$kind.log)")
+          return
+        fi
+        s="$(node -p 'JSON.parse(process.argv[1]).seconds.toFixed(3)' "$out")"
+        c="$(node -p 'JSON.parse(process.argv[1]).cpu.toFixed(2)' "$out")"
+        ;;
+    esac
+    local size
+    size="$(stat -c %s "$RUN/apache/data/put/$kind.bin" 2>/dev/null || echo 0)"
+    [ "$size" = "$PUT_BYTES" ] || FAILED+=("after the $kind upload the server holds $size bytes, not $PUT_BYTES")
+    SRV[$kind]="${SRV[$kind]:-} $(awk -v a="$srv0" -v b="$(apache_cpu)" 'BEGIN { printf "%.2f", b - a }')"
+    RUNS[$kind]="${RUNS[$kind]:-} $s"
+    CPU[$kind]="${CPU[$kind]:-} $c"
+    log "  $kind: $s s ($(mbs "$PUT_BYTES" "$s") MB/s), client CPU $c s"
+  }
+  log "part 1: $ROUNDS rounds of curl -T / cerberus put / put with verify: readback / put reading 1 MiB chunks, $PUT_BYTES bytes each"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    # alternating order: none always goes first, or right after the same other one
+    if ((r % 2)); then order='curl put readback put1m'; else order='put1m readback put curl'; fi
+    for k in $order; do attempt "$k"; done
+  done
+
+  # best (shortest) attempt of a kind, and the CPU figures of that attempt
+  pick() { # pick KIND -> "seconds client-cpu server-cpu"
+    paste <(tr ' ' '\n' <<<"${RUNS[$1]:-}") <(tr ' ' '\n' <<<"${CPU[$1]:-}") <(tr ' ' '\n' <<<"${SRV[$1]:-}") |
+      awk 'NF == 3 && (best == "" || $1 < best) { best = $1; c = $2; v = $3 } END { if (best != "") print best, c, v }'
+  }
+  put_row() { # put_row KIND LABEL GATED
+    local best c v
+    read -r best c v <<<"$(pick "$1")" || true
+    [ -n "${best:-}" ] || return 0
+    BEST[$1]="$best"
+    local runs
+    runs="$(tr ' ' '\n' <<<"${RUNS[$1]}" | awk 'NF { printf "%s%.2f", (n++ ? ", " : ""), $1 }')"
+    PUT_ROWS+="| $2 | $best | $(mbs "$PUT_BYTES" "$best") | $runs | $c | $v |"$'\n'
+  }
+  put_row curl 'curl -T'
+  put_row put 'cerberus put (verify: size)'
+  put_row readback 'cerberus put (verify: readback; not gated)'
+  put_row put1m 'cerberus put, reads of 1 MiB (what-if; not gated)'
+  if [ -n "${BEST[curl]:-}" ] && [ -n "${BEST[put]:-}" ]; then
+    RATIO="$(awk -v c="${BEST[curl]}" -v p="${BEST[put]}" 'BEGIN { printf "%.2f", c / p }')"
+    if awk -v r="$RATIO" -v m="$MIN_RATIO" 'BEGIN { exit !(r >= m) }'; then
+      PUT_RESULT=pass
+    else
+      PUT_RESULT='**FAIL**'
+      FAILED+=("cerberus put reached $RATIO × curl's rate, under the $MIN_RATIO required")
+    fi
+  else
+    PUT_RESULT='**FAIL**'
+    FAILED+=('part 1 did not produce both a curl and a cerberus time')
+  fi
+  [ "$KEEP" = 1 ] || dav -X DELETE "$DAV_URL/put/" >/dev/null
+fi
+
+# ---- part 2: a whole backup to each backend, peak RSS -------------------------------------
+BACKUP_ROWS=''
+LIMIT_KIB=$(( LIMIT_MB * 1000000 / 1024 ))
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; }
+for b in $BACKENDS; do
+  case "$b" in
+    local) target='{ name: local, type: local, path: repo-local }'; stored="$RUN/repo-local" ;;
+    webdav) target="{ name: dav, type: webdav, $DAV_TARGET, path: backup }"; stored="$RUN/apache/data/backup" ;;
+    s3) target="{ name: s3, type: s3, $S3_TARGET, prefix: backup }"; stored="$RUN/s3rver/data/bench/backup" ;;
+  esac
+  config "backup-$b" "$target"
+  export CERBERUS_STATE_DIR="$RUN/state-$b"
+  log "part 2: cerberus init + backup to $b"
+  if ! node "$BIN" init -c "$RUN/backup-$b.yaml" >"$RUN/init-$b.out" 2>"$RUN/init-$b.log"; then
+    FAILED+=("cerberus init ($b) failed (see $RUN/init-$b.log)")
+    continue
+  fi
+  sync
+  if ! measure "backup-$b" node "$BIN" backup -c "$RUN/backup-$b.yaml" >"$RUN/backup-$b.out"; then
+    FAILED+=("cerberus backup to $b exited $(exit_of "backup-$b") (see $RUN/backup-$b.log)")
+  fi
+  k="$(rss_kib "backup-$b")"
+  s="$(wall_s "backup-$b")"
+  st="$(du -sb "$stored" 2>/dev/null | cut -f1 || echo 0)"
+  if [ "$k" -le "$LIMIT_KIB" ] && [ "$(exit_of "backup-$b")" = 0 ]; then r=pass; else r='**FAIL**'; fi
+  [ "$k" -le "$LIMIT_KIB" ] || FAILED+=("cerberus backup to $b peaked at $(mb "$k") MB, over the $LIMIT_MB MB limit")
+  BACKUP_ROWS+="| $b | $s | $(mbs "$SIZE_BYTES" "$s") | $(cpu_s "backup-$b") | $(awk -v b="${st:-0}" 'BEGIN { printf "%.1f", b / 1e6 }') | $(mb "$k") | $LIMIT_MB | $r |"$'\n'
+  log "  $s s, peak RSS $(mb "$k") MB"
+  # the next backup should not pay for this one's dirty pages, nor the disk fill up
+  if [ "$KEEP" != 1 ]; then rm -rf "$stored" "$RUN/state-$b"; fi
+done
+
+# ---- report ------------------------------------------------------------------------------
+DATE="$(date -u +%Y-%m-%d)"
+OUT="$ROOT/bench/results/upload-$DATE.md"
+mkdir -p "$ROOT/bench/results"
+CPU_NAME="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+{
+  echo "# cerberus upload benchmark, $(date -u +'%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- machine: $(nproc) cores ($CPU_NAME), $(free -m | awk '/^Mem:/ { print $2 }') MiB RAM, $(uname -sr)"
+  echo "- node $(node --version), cerberus $(node -p 'require("./package.json").version'), $("$APACHE" -v 2>/dev/null | sed -n 's/^Server version: //p'), $(curl --version | head -1 | cut -d' ' -f1-2)"
+  echo "- load average (1, 5, 15 min) before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows here)"
+  echo "- corpus: $SIZE ($SIZE_BYTES bytes), $FILES files in $DIRS folders, seed \"$SEED\""
+  echo "- MB = 10^6 bytes; seconds are wall-clock time on a shared machine"
+  if [ -n "$PUT_ROWS" ]; then
+    echo
+    echo "## One upload of $PUT_BYTES bytes to Apache mod_dav on 127.0.0.1"
+    echo
+    echo "The corpus as a tar, cut to at most $UPLOAD_SIZE; best of $ROUNDS, alternating order, \`sync\` before each."
+    echo "curl: \`curl -T\` (one PUT), its \`time_total\`. cerberus: \`backend.put()\` of the built backend"
+    echo "(MKCOL, PUT to a temp name with Content-Length, MOVE, PROPFIND size check), timed around the call."
+    echo "CPU: user + system seconds of the client during the upload, and of Apache's processes."
+    echo "The what-if row reads the file with \`highWaterMark: 1 MiB\` instead of Node's default 64 KiB."
+    echo
+    echo '| upload | best s | MB/s | runs (s) | client CPU s | Apache CPU s |'
+    echo '| --- | ---: | ---: | --- | ---: | ---: |'
+    printf '%s' "$PUT_ROWS"
+    echo
+    echo "cerberus / curl: **${RATIO:--}** (required: at least $MIN_RATIO): $PUT_RESULT"
+  fi
+  if [ -n "$BACKUP_ROWS" ]; then
+    echo
+    echo "## cerberus backup of the corpus to one target"
+    echo
+    echo "volumeSize $VOLUME_SIZE, compression none; under \`/usr/bin/time -v\`. CPU: user + system seconds."
+    echo
+    echo '| target | seconds | MB/s | CPU s | stored (MB) | peak RSS (MB) | limit (MB) | result |'
+    echo '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |'
+    printf '%s' "$BACKUP_ROWS"
+  fi
+  if [ "${#FAILED[@]}" -gt 0 ]; then
+    echo
+    echo '**Failed:**'
+    for f in "${FAILED[@]}"; do echo "- $f"; done
+  fi
+} >"$OUT"
+cat "$OUT"
+log "written to ${OUT#"$ROOT"/}"
+
+[ "${#FAILED[@]}" -eq 0 ]
