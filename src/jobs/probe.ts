@@ -35,6 +35,9 @@ export async function runProbe(target: TargetConfig, backend: Backend, reporter:
 
 type Step = (record: (check: string, ok: boolean, detail: string, essential?: boolean) => void) => Promise<void>;
 
+/** Checks cerberus can do without: a failure there is reported, not fatal. */
+const OPTIONAL = new Set(['OPTIONS', 'range GET', 'range get', 'chunked PUT', 'COPY file', 'COPY folder', 'copy', 'move']);
+
 async function runSteps(reporter: Reporter, steps: Array<[string, Step]>, cleanup: () => Promise<string>): Promise<ProbeCheck[]> {
   const checks: ProbeCheck[] = [];
   const record = (check: string, ok: boolean, detail: string, essential = true) => {
@@ -45,7 +48,7 @@ async function runSteps(reporter: Reporter, steps: Array<[string, Step]>, cleanu
     try {
       await step(record);
     } catch (err) {
-      record(name, false, describeError(err));
+      record(name, false, describeError(err), !OPTIONAL.has(name));
     }
   }
   try {
@@ -105,8 +108,8 @@ async function probeBackend(backend: Backend, reporter: Reporter): Promise<Probe
       }],
       ['copy', async (r) => {
         if (!backend.copy) return r('copy', false, 'not supported by this backend', false);
-        await backend.copy(file, joinPath(dir, 'copy.bin'));
-        r('copy', (await read(joinPath(dir, 'copy.bin'))).equals(data), 'server-side copy', false);
+        await backend.copy(joinPath(dir, 'big.bin'), joinPath(dir, 'copy.bin'));
+        r('copy', (await read(joinPath(dir, 'copy.bin'))).equals(big), 'server-side copy', false);
       }],
       ['move', async (r) => {
         if (!backend.move) return r('move', false, 'not supported; SHA256SUMS written last is the commit marker', false);
@@ -165,8 +168,15 @@ async function probeWebdav(t: WebdavTargetConfig, reporter: Reporter): Promise<P
         r('OPTIONS', res.status < 400, `${res.status}; DAV: ${dav ?? '(none)'}; Allow: ${res.headers.get('allow') ?? '(none)'}`, false);
       }],
       ['MKCOL', async (r) => {
+        // the repository folder may not exist before `cerberus init`; make it as init would
+        const made: string[] = [];
+        const segs = t.path.split('/').filter(Boolean);
+        for (let i = 1; i <= segs.length; i++) {
+          const at = `${t.url}/${segs.slice(0, i).map(encodeURIComponent).join('/')}/`;
+          if ((await request('MKCOL', at)).status === 201) made.push(segs.slice(0, i).join('/'));
+        }
         const res = await request('MKCOL', dir);
-        r('MKCOL', res.status === 201, `${res.status}`);
+        r('MKCOL', res.status === 201, `${res.status}${made.length > 0 ? `; created /${made.at(-1)} (left in place)` : ''}`);
       }],
       ['PUT with Content-Length', async (r) => {
         const res = await request('PUT', url('a b#%?é.bin'), { headers: { 'content-length': String(data.length) }, body: data });

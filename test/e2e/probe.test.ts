@@ -47,9 +47,8 @@ describe('cerberus probe', () => {
   const env = () => ({ DAV_USER: dav?.username ?? 'u', DAV_PASSWORD: dav?.password ?? 'p', S3_KEY: s3.accessKeyId, S3_SECRET: s3.secretAccessKey });
 
   it.skipIf(!haveApache)('WebDAV: reports each HTTP behaviour, says the server is usable, and cleans up', async () => {
-    await fsp.mkdir(`${dav!.dataDir}/some/repo`, { recursive: true });
     const r = await ws.run(['probe', '-c', ws.config, '--target', 'dav', '--json'], env());
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
     const json = JSON.parse(r.stdout) as ProbeJson;
     const by = new Map(json.checks.map((c) => [c.check, c]));
     expect(json.usable).toBe(true);
@@ -57,6 +56,7 @@ describe('cerberus probe', () => {
       expect(by.get(c)?.ok, `${c}: ${by.get(c)?.detail}`).toBe(true);
     }
     expect(by.get('OPTIONS')?.detail).toMatch(/DAV: 1,2/);
+    expect(by.get('MKCOL')?.detail).toBe('201; created /some/repo (left in place)');
     expect(by.get('range GET')?.detail).toMatch(/^206/);
     expect(by.get('PROPFIND Depth: 1')?.detail).toMatch(/207; \d+ entries/);
     // the scratch folder is gone, and the password never reached the output
@@ -77,7 +77,7 @@ describe('cerberus probe', () => {
   it('S3 and local: probed through their backends, cleaned up', async () => {
     for (const target of ['s3', 'usb']) {
       const r = await ws.run(['probe', '-c', ws.config, '--target', target, '--json'], env());
-      expect(r.code, r.stderr).toBe(0);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
       const json = JSON.parse(r.stdout) as ProbeJson;
       expect(json.checks.filter((c) => !c.ok && c.essential)).toEqual([]);
       const by = new Map(json.checks.map((c) => [c.check, c]));
