@@ -32,6 +32,9 @@ export async function main(argv: string[], ctx: Partial<CommandContext> = {}): P
     )
     .version(VERSION)
     .exitOverride()
+    // descriptions are laid out by hand at under 100 columns; commander's 80-column wrap
+    // would break each of those lines in two
+    .configureHelp({ helpWidth: 120 })
     .configureOutput({
       writeOut: (s) => context.stdout.write(s),
       writeErr: (s) => context.stderr.write(s),
