@@ -24,8 +24,10 @@
 #   BENCH_VOLUME_SIZE  the job's volumeSize (default 512MiB, cerberus's default)
 #   BENCH_KEEP         1 to keep the repositories and server data in bench/.work/upload (default 0)
 #
-# Part 1 has one more row, not gated: cerberus's put reading the file in 1 MiB chunks instead of
-# Node's default 64 KiB (BENCH_PUT_HWM of bench/upload-put.mjs), to show what that would change.
+# cerberus's put reads the file in chunks of the size `cerberus backup` reads a volume with
+# (bench/upload-put.mjs finds it in dist/jobs/backup.js). Part 1 has one more row, not gated: the
+# same put with the other chunk size (64 KiB, Node's default, when the backup reads 1 MiB; else
+# 1 MiB), to show what the chunk size does.
 #
 # Servers (Apache with its own config, s3rver via test/helpers/s3rver-main.mjs) listen on
 # 127.0.0.1 only, keep their data in bench/.work/upload (gitignored, on disk) and are stopped on
@@ -306,6 +308,10 @@ PUT_ROWS=''
 RATIO=''
 if [ "$ROUNDS" -gt 0 ]; then
   FILE="$RUN/upload.bin"
+  # the chunk size a backup reads volumes with, and the other one for the what-if row
+  BACKUP_HWM="$(node bench/upload-put.mjs --backup-hwm)" || die 'bench/upload-put.mjs cannot tell how a backup reads volumes'
+  if [ "$BACKUP_HWM" = 65536 ]; then WHATIF_HWM=1048576; else WHATIF_HWM=65536; fi
+  chunk() { awk -v b="$1" 'BEGIN { if (b % 1048576 == 0) printf "%d MiB", b / 1048576; else if (b % 1024 == 0) printf "%d KiB", b / 1024; else printf "%d bytes", b }'; }
   log "making the upload file: the corpus as a tar, cut to at most $UPLOAD_SIZE"
   # head closing the pipe ends tar with SIGPIPE: expected
   (set +o pipefail; tar -C "$CORPUS" -cf - . 2>/dev/null | head -c "$UPLOAD_BYTES" >"$FILE")
@@ -327,17 +333,20 @@ if [ "$ROUNDS" -gt 0 ]; then
     case "$kind" in
       curl)
         # curl's own total time: from connecting to the last byte of the answer
-        out="$(/usr/bin/time -f '%U %S' -o "$RUN/curl.cpu" curl -sS -K "$CURLRC" -T "$FILE" -o /dev/null \
-          -w '%{http_code} %{time_total}' "$DAV_URL/put/$kind.bin")"
+        if ! out="$(/usr/bin/time -f '%U %S' -o "$RUN/curl.cpu" curl -sS -K "$CURLRC" -T "$FILE" -o /dev/null \
+          -w '%{http_code} %{time_total}' "$DAV_URL/put/$kind.bin" 2>"$RUN/put-curl.log")"; then
+          FAILED+=("curl -T failed (see $RUN/put-curl.log)")
+          return
+        fi
         read -r code s <<<"$out"
         s="$(awk -v s="$s" 'BEGIN { printf "%.3f", s }')"
         [ "$code" = 201 ] || { FAILED+=("curl -T answered $code"); return; }
         c="$(awk '{ printf "%.2f", $1 + $2 }' "$RUN/curl.cpu")"
         ;;
-      put | readback | put1m)
+      put | readback | whatif)
         local target=dav hwm=''
         [ "$kind" = readback ] && target=dav-readback
-        [ "$kind" = put1m ] && hwm=1048576
+        [ "$kind" = whatif ] && hwm="$WHATIF_HWM"
         if ! out="$(BENCH_PUT_HWM="$hwm" node bench/upload-put.mjs "$RUN/put.yaml" "$target" "$FILE" "$kind.bin" 2>"$RUN/put-$kind.log")"; then
           FAILED+=("cerberus put ($kind) failed (see $RUN/put-$kind.log)")
           return
@@ -354,10 +363,10 @@ if [ "$ROUNDS" -gt 0 ]; then
     CPU[$kind]="${CPU[$kind]:-} $c"
     log "  $kind: $s s ($(mbs "$PUT_BYTES" "$s") MB/s), client CPU $c s"
   }
-  log "part 1: $ROUNDS rounds of curl -T / cerberus put / put with verify: readback / put reading 1 MiB chunks, $PUT_BYTES bytes each"
+  log "part 1: $ROUNDS rounds of curl -T / cerberus put / put with verify: readback / put reading $(chunk "$WHATIF_HWM") chunks, $PUT_BYTES bytes each"
   for ((r = 1; r <= ROUNDS; r++)); do
     # alternating order: none always goes first, or right after the same other one
-    if ((r % 2)); then order='curl put readback put1m'; else order='put1m readback put curl'; fi
+    if ((r % 2)); then order='curl put readback whatif'; else order='whatif readback put curl'; fi
     for k in $order; do attempt "$k"; done
   done
 
@@ -366,7 +375,7 @@ if [ "$ROUNDS" -gt 0 ]; then
     paste <(tr ' ' '\n' <<<"${RUNS[$1]:-}") <(tr ' ' '\n' <<<"${CPU[$1]:-}") <(tr ' ' '\n' <<<"${SRV[$1]:-}") |
       awk 'NF == 3 && (best == "" || $1 < best) { best = $1; c = $2; v = $3 } END { if (best != "") print best, c, v }'
   }
-  put_row() { # put_row KIND LABEL GATED
+  put_row() { # put_row KIND LABEL
     local best c v
     read -r best c v <<<"$(pick "$1")" || true
     [ -n "${best:-}" ] || return 0
@@ -376,9 +385,9 @@ if [ "$ROUNDS" -gt 0 ]; then
     PUT_ROWS+="| $2 | $best | $(mbs "$PUT_BYTES" "$best") | $runs | $c | $v |"$'\n'
   }
   put_row curl 'curl -T'
-  put_row put 'cerberus put (verify: size)'
-  put_row readback 'cerberus put (verify: readback; not gated)'
-  put_row put1m 'cerberus put, reads of 1 MiB (what-if; not gated)'
+  put_row put "cerberus put (verify: size), reads of $(chunk "$BACKUP_HWM")"
+  put_row readback "cerberus put (verify: readback), reads of $(chunk "$BACKUP_HWM"); not gated"
+  put_row whatif "cerberus put (verify: size), reads of $(chunk "$WHATIF_HWM"); what-if, not gated"
   if [ -n "${BEST[curl]:-}" ] && [ -n "${BEST[put]:-}" ]; then
     RATIO="$(awk -v c="${BEST[curl]}" -v p="${BEST[put]}" 'BEGIN { printf "%.2f", c / p }')"
     if awk -v r="$RATIO" -v m="$MIN_RATIO" 'BEGIN { exit !(r >= m) }'; then
@@ -438,6 +447,7 @@ CPU_NAME="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo "- node $(node --version), cerberus $(node -p 'require("./package.json").version'), $("$APACHE" -v 2>/dev/null | sed -n 's/^Server version: //p'), $(curl --version | head -1 | cut -d' ' -f1-2)"
   echo "- load average (1, 5, 15 min) before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows here)"
   echo "- corpus: $SIZE ($SIZE_BYTES bytes), $FILES files in $DIRS folders, seed \"$SEED\""
+  if [ -f "$CORPUS.summary" ]; then sed -n 's/^  /  - /p' "$CORPUS.summary"; fi
   echo "- MB = 10^6 bytes; seconds are wall-clock time on a shared machine"
   if [ -n "$PUT_ROWS" ]; then
     echo
@@ -447,7 +457,7 @@ CPU_NAME="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
     echo "curl: \`curl -T\` (one PUT), its \`time_total\`. cerberus: \`backend.put()\` of the built backend"
     echo "(MKCOL, PUT to a temp name with Content-Length, MOVE, PROPFIND size check), timed around the call."
     echo "CPU: user + system seconds of the client during the upload, and of Apache's processes."
-    echo "The what-if row reads the file with \`highWaterMark: 1 MiB\` instead of Node's default 64 KiB."
+    echo "The file is read in chunks of $(chunk "$BACKUP_HWM") (\`highWaterMark\`), as \`cerberus backup\` reads a volume; the what-if row reads $(chunk "$WHATIF_HWM") chunks."
     echo
     echo '| upload | best s | MB/s | runs (s) | client CPU s | Apache CPU s |'
     echo '| --- | ---: | ---: | --- | ---: | ---: |'
