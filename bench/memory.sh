@@ -27,49 +27,17 @@ WITH_GPG="${BENCH_GPG:-1}"
 KEEP="${BENCH_KEEP:-0}"
 PASSPHRASE='bench passphrase, not a secret'
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # ---- tools -------------------------------------------------------------------------------
-apt_install() {
-  if [ "$(id -u)" != 0 ]; then die "$1 is missing; install the Debian package $2"; fi
-  log "installing $2"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-}
-# GNU time (not the shell keyword): its -v prints "Maximum resident set size"
-if ! /usr/bin/time -v true >/dev/null 2>&1; then apt_install 'GNU time (/usr/bin/time)' time; fi
-/usr/bin/time -v true >/dev/null 2>&1 || die '/usr/bin/time -v does not work'
+need_gnu_time
 if [ "$WITH_GPG" = 1 ] && ! command -v gpg >/dev/null; then apt_install gpg gnupg; fi
-command -v node >/dev/null || die 'node is missing'
 
-# ---- build -------------------------------------------------------------------------------
-BIN="$ROOT/dist/bin/cerberus.js"
-if [ ! -d node_modules ]; then log 'npm ci'; npm ci --no-audit --no-fund >/dev/null; fi
-if [ ! -f "$BIN" ] || [ -n "$(find src -name '*.ts' -newer "$BIN" -print -quit)" ]; then
-  log 'npm run build'
-  npm run build >/dev/null
-fi
-
-# ---- work dir and corpus -----------------------------------------------------------------
-WORK="$ROOT/bench/.work"
-mkdir -p "$WORK"
-SIZE_BYTES="$(node -e '
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(process.argv[1]);
-  if (!m) process.exit(1);
-  console.log(Math.round(Number(m[1]) * 1024 ** " KMGT".indexOf(m[2].toUpperCase() || " ")));
-' "$SIZE")" || die "BENCH_SIZE=$SIZE is not a size (use e.g. 2GiB or 500MiB)"
-CORPUS="$WORK/corpus-$SIZE_BYTES-$(printf %s "$SEED" | sha256sum | cut -c1-8)"
-if [ -f "$CORPUS.done" ] && [ -d "$CORPUS" ]; then
-  log "reusing the corpus $CORPUS"
-else
-  # corpora of other sizes or seeds would only fill the disk
-  rm -rf "$WORK"/corpus-*
-  log "generating a $SIZE corpus (seed $SEED)"
-  node bench/corpus.mjs "$CORPUS" "$SIZE_BYTES" "$SEED" | tee "$CORPUS.summary" >&2
-  touch "$CORPUS.done"
-fi
-FILES="$(find "$CORPUS" -type f | wc -l)"
-DIRS="$(find "$CORPUS" -mindepth 1 -type d | wc -l)"
+# ---- build, work dir and corpus ----------------------------------------------------------
+ensure_build
+SIZE_BYTES="$(to_bytes "$SIZE")" || die "BENCH_SIZE=$SIZE is not a size (use e.g. 2GiB or 500MiB)"
+ensure_corpus "$SIZE_BYTES" "$SEED" "$SIZE"
 
 RUN="$WORK/memory"
 rm -rf "$RUN"
@@ -206,13 +174,6 @@ CPU="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo '| phase | seconds | MB/s | peak RSS (MB) | limit (MB) | result |'
   echo '| --- | ---: | ---: | ---: | ---: | --- |'
   printf '%s' "$ROWS"
-  if [ "${#FAILED[@]}" -gt 0 ]; then
-    echo
-    echo '**Failed:**'
-    for f in "${FAILED[@]}"; do echo "- $f"; done
-  fi
+  failed_list
 } >"$OUT"
-cat "$OUT"
-log "written to ${OUT#"$ROOT"/}"
-
-[ "${#FAILED[@]}" -eq 0 ]
+publish_report

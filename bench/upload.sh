@@ -51,8 +51,8 @@ VOLUME_SIZE="${BENCH_VOLUME_SIZE:-512MiB}"
 KEEP="${BENCH_KEEP:-0}"
 PASSPHRASE='bench passphrase, not a secret'
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 for b in $BACKENDS; do
   case "$b" in local | webdav | s3) ;; *) die "BENCH_BACKENDS: unknown backend $b (use local, webdav, s3)" ;; esac
@@ -68,14 +68,7 @@ NEED_S3=0
 APACHE="${APACHE2_BIN:-/usr/sbin/apache2}"
 MODULES="${APACHE2_MODULES:-/usr/lib/apache2/modules}"
 APACHE_MODS=(mod_mpm_event mod_authz_core mod_authn_core mod_authn_file mod_auth_basic mod_authz_user mod_alias mod_dav mod_dav_fs mod_mime)
-apt_install() {
-  if [ "$(id -u)" != 0 ]; then die "$1 is missing; install the Debian package $2"; fi
-  log "installing $2"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-}
-if ! /usr/bin/time -v true >/dev/null 2>&1; then apt_install 'GNU time (/usr/bin/time)' time; fi
-/usr/bin/time -v true >/dev/null 2>&1 || die '/usr/bin/time -v does not work'
-command -v node >/dev/null || die 'node is missing'
+need_gnu_time
 if [ "$NEED_DAV" = 1 ]; then
   command -v curl >/dev/null || apt_install curl curl
   [ -x "$APACHE" ] || apt_install apache2 apache2
@@ -83,37 +76,11 @@ if [ "$NEED_DAV" = 1 ]; then
   for m in "${APACHE_MODS[@]}"; do [ -f "$MODULES/$m.so" ] || die "$MODULES/$m.so is missing"; done
 fi
 
-# ---- build -------------------------------------------------------------------------------
-BIN="$ROOT/dist/bin/cerberus.js"
-if [ ! -d node_modules ]; then log 'npm ci'; npm ci --no-audit --no-fund >/dev/null; fi
-if [ ! -f "$BIN" ] || [ -n "$(find src -name '*.ts' -newer "$BIN" -print -quit)" ]; then
-  log 'npm run build'
-  npm run build >/dev/null
-fi
-
-# ---- work dir and corpus (shared with bench/memory.sh) -------------------------------------
-WORK="$ROOT/bench/.work"
-mkdir -p "$WORK"
-to_bytes() {
-  node -e '
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(process.argv[1]);
-    if (!m) process.exit(1);
-    console.log(Math.round(Number(m[1]) * 1024 ** " KMGT".indexOf(m[2].toUpperCase() || " ")));
-  ' "$1"
-}
+# ---- build, work dir and corpus (shared with bench/memory.sh) -----------------------------
+ensure_build
 SIZE_BYTES="$(to_bytes "$SIZE")" || die "BENCH_SIZE=$SIZE is not a size (use e.g. 2GiB or 500MiB)"
 UPLOAD_BYTES="$(to_bytes "$UPLOAD_SIZE")" || die "BENCH_UPLOAD_SIZE=$UPLOAD_SIZE is not a size"
-CORPUS="$WORK/corpus-$SIZE_BYTES-$(printf %s "$SEED" | sha256sum | cut -c1-8)"
-if [ -f "$CORPUS.done" ] && [ -d "$CORPUS" ]; then
-  log "reusing the corpus $CORPUS"
-else
-  rm -rf "$WORK"/corpus-*
-  log "generating a $SIZE corpus (seed $SEED)"
-  node bench/corpus.mjs "$CORPUS" "$SIZE_BYTES" "$SEED" | tee "$CORPUS.summary" >&2
-  touch "$CORPUS.done"
-fi
-FILES="$(find "$CORPUS" -type f | wc -l)"
-DIRS="$(find "$CORPUS" -mindepth 1 -type d | wc -l)"
+ensure_corpus "$SIZE_BYTES" "$SEED" "$SIZE"
 
 RUN="$WORK/upload"
 rm -rf "$RUN"
@@ -475,13 +442,6 @@ CPU_NAME="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
     echo '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |'
     printf '%s' "$BACKUP_ROWS"
   fi
-  if [ "${#FAILED[@]}" -gt 0 ]; then
-    echo
-    echo '**Failed:**'
-    for f in "${FAILED[@]}"; do echo "- $f"; done
-  fi
+  failed_list
 } >"$OUT"
-cat "$OUT"
-log "written to ${OUT#"$ROOT"/}"
-
-[ "${#FAILED[@]}" -eq 0 ]
+publish_report

@@ -1,0 +1,72 @@
+# Shared by the benchmarks (source it after setting ROOT and cd-ing there): logging, Debian
+# installs, the build, size parsing and the seeded corpus in bench/.work.
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then die "$1 is missing; install the Debian package $2"; fi
+  log "installing $2"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
+# GNU time (not the shell keyword): its -v prints "Maximum resident set size"
+need_gnu_time() {
+  if ! /usr/bin/time -v true >/dev/null 2>&1; then apt_install 'GNU time (/usr/bin/time)' time; fi
+  /usr/bin/time -v true >/dev/null 2>&1 || die '/usr/bin/time -v does not work'
+  command -v node >/dev/null || die 'node is missing'
+}
+
+# npm ci when node_modules is missing; a build when dist/ is older than src/
+BIN="$ROOT/dist/bin/cerberus.js"
+ensure_build() {
+  if [ ! -d node_modules ]; then log 'npm ci'; npm ci --no-audit --no-fund >/dev/null; fi
+  if [ ! -f "$BIN" ] || [ -n "$(find src -name '*.ts' -newer "$BIN" -print -quit)" ]; then
+    log 'npm run build'
+    npm run build >/dev/null
+  fi
+}
+
+# bytes from 2GiB, 500MiB, 4096 ...
+to_bytes() {
+  node -e '
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(process.argv[1]);
+    if (!m) process.exit(1);
+    console.log(Math.round(Number(m[1]) * 1024 ** " KMGT".indexOf(m[2].toUpperCase() || " ")));
+  ' "$1"
+}
+
+# Sets CORPUS, FILES and DIRS: the corpus of SIZE_BYTES and SEED, made once and reused.
+WORK="$ROOT/bench/.work"
+ensure_corpus() {
+  local size_bytes="$1" seed="$2" label="$3"
+  mkdir -p "$WORK"
+  CORPUS="$WORK/corpus-$size_bytes-$(printf %s "$seed" | sha256sum | cut -c1-8)"
+  if [ -f "$CORPUS.done" ] && [ -d "$CORPUS" ]; then
+    log "reusing the corpus $CORPUS"
+  else
+    # corpora of other sizes or seeds would only fill the disk
+    rm -rf "$WORK"/corpus-*
+    log "generating a $label corpus (seed $seed)"
+    node bench/corpus.mjs "$CORPUS" "$size_bytes" "$seed" | tee "$CORPUS.summary" >&2
+    touch "$CORPUS.done"
+  fi
+  FILES="$(find "$CORPUS" -type f | wc -l)"
+  DIRS="$(find "$CORPUS" -mindepth 1 -type d | wc -l)"
+}
+
+# The end of a report: FAILED (an array of reasons) as a list, when there are any
+failed_list() {
+  if [ "${#FAILED[@]}" -gt 0 ]; then
+    echo
+    echo '**Failed:**'
+    for f in "${FAILED[@]}"; do echo "- $f"; done
+  fi
+}
+
+# Shows the report in OUT, says where it is; fails when anything in FAILED did
+publish_report() {
+  cat "$OUT"
+  log "written to ${OUT#"$ROOT"/}"
+  [ "${#FAILED[@]}" -eq 0 ]
+}
