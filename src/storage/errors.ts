@@ -40,6 +40,29 @@ export function networkCode(err: unknown): string | undefined {
   return undefined;
 }
 
+const CONNECTION_HINTS: Record<string, string> = {
+  ENOTFOUND: 'the server name does not resolve: check the url or endpoint, and DNS',
+  EAI_AGAIN: 'the name server did not answer: check the network',
+  ECONNREFUSED: 'nothing answers at that address: check the url or endpoint and that the server is up',
+  ECONNRESET: 'the server or the network dropped the connection',
+  ETIMEDOUT: 'the server did not answer: check the network',
+  EHOSTUNREACH: 'the server cannot be reached: check the network',
+  ENETUNREACH: 'the network is unreachable: check the network',
+  CERT_HAS_EXPIRED: "the server's TLS certificate has expired",
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the server uses a self-signed TLS certificate',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server's TLS certificate cannot be verified",
+};
+
+/** What a connection-level failure means for the person reading the log. */
+export function connectionHint(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e && depth < 6; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && CONNECTION_HINTS[code]) return CONNECTION_HINTS[code];
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 /** Seconds or an HTTP date, as RFC 9110 allows; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;

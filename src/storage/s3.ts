@@ -17,7 +17,7 @@ import {
 import { Readable, Transform, pipeline } from 'node:stream';
 import { CerberusError, ioError } from '../errors.js';
 import { joinPath, type Backend, type BodySource, type ByteRange, type Capabilities, type ObjectInfo, type RequestOptions } from './backend.js';
-import { StorageError, httpStorageError, networkCode } from './errors.js';
+import { StorageError, connectionHint, httpStorageError, networkCode } from './errors.js';
 import type { S3TargetConfig } from '../config/types.js';
 
 const GiB = 2 ** 30;
@@ -369,14 +369,15 @@ export class S3Backend implements Backend {
       });
     }
     if (code === 'NoSuchKey') return new StorageError(`target ${target}: ${what}: not found`, { retryable: false, status: 404, notFound: true, cause: err });
+    const hint = connectionHint(err);
     if (networkCode(err) !== undefined || code === 'TimeoutError') {
-      return new StorageError(`target ${target}: ${what}: ${networkCode(err) ?? 'timed out'}`, { retryable: true, cause: err });
+      return new StorageError(`target ${target}: ${what}: ${networkCode(err) ?? 'timed out'}`, { retryable: true, cause: err, ...(hint ? { hint } : {}) });
     }
     if (typeof status === 'number' && status >= 300) {
       return httpStorageError(target, what, status, { retryAfter: e.$response?.headers?.['retry-after'] ?? null, cause: err });
     }
     const message = err instanceof Error ? err.message : String(err);
-    return new StorageError(`target ${target}: ${what}: ${message}`, { retryable: false, cause: err });
+    return new StorageError(`target ${target}: ${what}: ${message}`, { retryable: false, cause: err, ...(hint ? { hint } : {}) });
   }
 }
 

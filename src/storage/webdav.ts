@@ -6,7 +6,7 @@ import { createClient, parseXML, type WebDAVClient } from 'webdav';
 import type { WebdavTargetConfig } from '../config/types.js';
 import { CerberusError } from '../errors.js';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
-import { StorageError, httpStorageError, networkCode } from './errors.js';
+import { StorageError, connectionHint, httpStorageError, networkCode } from './errors.js';
 
 const TMP_PREFIX = '.tmp-';
 /** cleanup after a failure may not use the caller's signal, which may be why it failed */
@@ -414,9 +414,10 @@ export class WebdavBackend implements Backend {
       return httpStorageError(this.cfg.name, what, status, { retryAfter: res?.headers.get('retry-after'), cause: err });
     }
     const code = networkCode(err);
-    if (code) return new StorageError(`target ${this.cfg.name}: ${what}: ${code}`, { retryable: true, cause: err });
+    const hint = connectionHint(err);
+    if (code) return new StorageError(`target ${this.cfg.name}: ${what}: ${code}`, { retryable: true, cause: err, ...(hint ? { hint } : {}) });
     const detail = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
-    return new StorageError(`target ${this.cfg.name}: ${what}: ${detail}`, { retryable: false, cause: err });
+    return new StorageError(`target ${this.cfg.name}: ${what}: ${detail}`, { retryable: false, cause: err, ...(hint ? { hint } : {}) });
   }
 
   private url(p: string, collection = false): string {
