@@ -91,7 +91,7 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
           (first.parentGen ? ` (differential against ${first.parentGen.level}/${first.parentGen.id})` : ' (full)'),
       );
       let run: Produced;
-      const outcomes = new Map<string, TargetOutcome>(group.map((p) => [p.target.name, { suspicious: [] }]));
+      const outcomes = new Map<string, TargetOutcome>(group.map((p) => [p.target.name, { suspicious: [], changedFiles: 0 }]));
       try {
         run = await produceGeneration({ job, plans: group, sealing, opts, outcomes });
       } catch (err) {
@@ -209,7 +209,8 @@ async function finishTarget(
 ): Promise<TargetBackupResult> {
   const { reporter } = opts;
   const { target, backend, cache, listing, level, id } = plan;
-  const suspicious = run.outcomes.get(target.name)?.suspicious ?? [];
+  const outcome = run.outcomes.get(target.name);
+  const suspicious = outcome?.suspicious ?? [];
   const result: TargetBackupResult = {
     target: target.name,
     status: opts.dryRun ? 'dry-run' : 'committed',
@@ -218,7 +219,7 @@ async function finishTarget(
     parent: plan.parentGen?.id ?? null,
     suspicious,
     problems: run.problems,
-    stats: { ...run.stats, changedFiles: changedSince(run.manifest, plan.previous) },
+    stats: { ...run.stats, changedFiles: outcome?.changedFiles ?? 0 },
     pruned: [],
   };
   if (opts.dryRun) return result;
@@ -289,6 +290,8 @@ interface TargetOutcome {
   /** the committed generation, as a listing would show it; undefined in a dry run or on failure */
   generation?: Generation;
   suspicious: string[];
+  /** files whose content differs from this target's previous state */
+  changedFiles: number;
   error?: unknown;
 }
 
@@ -585,12 +588,14 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     reporter.endProgress();
 
     for (const p of plans) {
-      outcomes.get(p.target.name)!.suspicious = checkGuards(
+      const outcome = outcomes.get(p.target.name)!;
+      outcome.changedFiles = changedSince(manifest, p.previous);
+      outcome.suspicious = checkGuards(
         {
           rootsMissing,
           current: { files: stats.files, bytes: stats.bytes },
           previous: p.previous ? { files: p.previous.stats.files, bytes: p.previous.stats.bytes } : undefined,
-          changedFiles: changedSince(manifest, p.previous),
+          changedFiles: outcome.changedFiles,
         },
         job.guards,
       );
@@ -628,6 +633,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
         info,
         files: w.written,
         storedSize: w.written.reduce((s, f) => s + f.size, 0),
+        sums: w.sums,
       };
     });
     return { manifest, hashes, problems, unreadable, stats, outcomes };

@@ -45,6 +45,8 @@ export interface Generation {
   files: ObjectInfo[];
   /** bytes on the target */
   storedSize: number;
+  /** SHA256SUMS, as read when listing (or written when committing) */
+  sums: Map<string, string>;
 }
 
 export interface Leftover {
@@ -100,12 +102,13 @@ export async function listGenerations(backend: Backend): Promise<RepositoryListi
       leftovers.push({ dir, why: `no ${SUMS} (never committed, or half deleted)` });
       return;
     }
-    const info = await readInfo(backend, dir, level, id);
+    const sums = parseSums((await readSmall(backend, joinPath(dir, SUMS), 16 << 20)).toString('utf8'));
+    const info = await readInfo(backend, dir, level, id, sums);
     if (typeof info === 'string') {
       damaged.push({ dir, why: info });
       return;
     }
-    committed.push({ id, level, dir, parent: info.parent, info, files, storedSize: files.reduce((s, f) => s + f.size, 0) });
+    committed.push({ id, level, dir, parent: info.parent, info, files, storedSize: files.reduce((s, f) => s + f.size, 0), sums });
   });
   committed.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   leftovers.sort((a, b) => (a.dir < b.dir ? -1 : 1));
@@ -117,8 +120,7 @@ export async function listGenerations(backend: Backend): Promise<RepositoryListi
  * committed generation look like garbage that prune may clear. Read twice before calling
  * it damaged; a failed read is an error, not a verdict.
  */
-async function readInfo(backend: Backend, dir: string, level: Level, id: string): Promise<GenerationInfo | string> {
-  const sums = parseSums((await readSmall(backend, joinPath(dir, SUMS), 16 << 20)).toString('utf8'));
+async function readInfo(backend: Backend, dir: string, level: Level, id: string, sums: Map<string, string>): Promise<GenerationInfo | string> {
   const expected = sums.get(INFO);
   if (!expected) return `${SUMS} does not list ${INFO}`;
   for (let attempt = 1; ; attempt++) {
@@ -153,7 +155,7 @@ async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Pro
  * the final folder and SHA256SUMS, written last, is the only commit marker.
  */
 export class GenerationWriter {
-  private readonly sums = new Map<string, string>();
+  readonly sums = new Map<string, string>();
   /** what was written, for callers that keep their listing current without listing again */
   readonly written: ObjectInfo[] = [];
   readonly workDir: string;

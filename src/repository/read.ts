@@ -5,7 +5,7 @@ import { decryptBuffer, type Opening } from '../formats/openpgp/message.js';
 import { VOLUME_PATTERN, volumeName } from '../formats/volumes.js';
 import { parseManifest, type Manifest } from '../engine/manifest.js';
 import { joinPath, type Backend } from '../storage/backend.js';
-import { MANIFEST, SUMS, parseSums, type Generation } from './generations.js';
+import { MANIFEST, SUMS, type Generation } from './generations.js';
 import { hashObject, readSmall, sha256Hex } from './io.js';
 
 /** What a committed generation holds, checked against its SHA256SUMS and info.json. */
@@ -16,7 +16,8 @@ export interface GenerationFiles {
 
 export async function generationFiles(backend: Backend, g: Generation): Promise<GenerationFiles> {
   const where = `${backend.description} ${g.level}/${g.id}`;
-  const sums = parseSums((await readSmall(backend, joinPath(g.dir, SUMS), 16 << 20)).toString('utf8'));
+  // read and parsed when the generation was listed
+  const sums = g.sums;
   const present = new Map(g.files.map((f) => [f.name, f.size]));
   for (const name of sums.keys()) {
     if (!present.has(name)) {

@@ -14,10 +14,11 @@ import {
   type ListObjectsV2CommandOutput,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { Readable, Transform, pipeline } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { CerberusError, ioError } from '../errors.js';
 import { joinPath, type Backend, type BodySource, type ByteRange, type Capabilities, type ObjectInfo, type RequestOptions } from './backend.js';
 import { StorageError, connectionHint, httpStorageError, networkCode } from './errors.js';
+import { sizedBody, type Window } from './sized.js';
 import type { S3TargetConfig } from '../config/types.js';
 
 const GiB = 2 ** 30;
@@ -98,7 +99,7 @@ export class S3Backend implements Backend {
     const signal = opts.signal ? AbortSignal.any([opts.signal, bodyFailed.signal]) : bodyFailed.signal;
     let bodyError: unknown;
     const src = body();
-    const sized = exactLength(size, (got) =>
+    const sized = sizedBody(size, (got) =>
       new StorageError(`target ${this.cfg.name}: ${what}: the body gave ${got} bytes, expected ${size}`, { retryable: false }),
     );
     pipeline(src, sized, (err) => {
@@ -209,10 +210,10 @@ export class S3Backend implements Backend {
 
   /** Passes a response body through; fails it when it ends short of its Content-Length. */
   private checked(body: Readable, expected: number | undefined, window: Window | undefined, what: string, signal: AbortSignal | undefined): Readable {
-    const out = exactLength(
+    const out = sizedBody(
       expected,
       (got) => new StorageError(`target ${this.cfg.name}: ${what}: the body ended after ${got} of ${expected} bytes`, { retryable: true }),
-      window,
+      window ? { window } : {},
     );
     // registered before pipeline's own handler, so the reader sees a classified error
     body.once('error', (err) => out.destroy(signal?.aborted ? err : this.fail(err, what, undefined)));
@@ -406,29 +407,6 @@ function safeEndpoint(endpoint: string): string {
 }
 
 /** Which of the bytes that arrive the reader gets: all but the first `skip`, at most `limit`. */
-interface Window {
-  skip: number;
-  limit?: number;
-}
-
-/** Passes bytes through; errors when they run past `expected` or end short of it. */
-function exactLength(expected: number | undefined, mismatch: (got: number) => Error, window?: Window): Transform {
-  let got = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      const at = got;
-      got += chunk.length;
-      if (expected !== undefined && got > expected) return cb(mismatch(got));
-      if (!window) return cb(null, chunk);
-      const from = Math.max(0, window.skip - at);
-      const to = window.limit === undefined ? chunk.length : Math.min(chunk.length, window.skip + window.limit - at);
-      cb(null, from < to ? chunk.subarray(from, to) : undefined);
-    },
-    flush(cb) {
-      cb(expected !== undefined && got !== expected ? mismatch(got) : null);
-    },
-  });
-}
 
 function abortError(signal: AbortSignal | undefined): Error {
   return Object.assign(new Error('Request aborted', { cause: signal?.reason }), { name: 'AbortError' });

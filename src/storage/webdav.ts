@@ -1,12 +1,13 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { Readable, Transform, pipeline } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { createClient, parseXML, type WebDAVClient } from 'webdav';
 import type { WebdavTargetConfig } from '../config/types.js';
 import { CerberusError } from '../errors.js';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
 import { StorageError, connectionHint, httpStorageError, networkCode } from './errors.js';
+import { sizedBody, type Window } from './sized.js';
 
 const TMP_PREFIX = '.tmp-';
 /** cleanup after a failure may not use the caller's signal, which may be why it failed */
@@ -146,8 +147,7 @@ export class WebdavBackend implements Backend {
     return bodyStream(
       raw,
       expected,
-      skip,
-      take,
+      take === undefined ? { skip } : { skip, limit: take },
       (got) => new StorageError(`target ${this.cfg.name}: ${what}: the body ended after ${got} of ${expected} bytes`, { retryable: true }),
       (err) => this.failure(what, err, opts.signal),
     );
@@ -218,7 +218,7 @@ export class WebdavBackend implements Backend {
       if (!(err instanceof StorageError)) throw err;
       if (err.status === 405) return; // something is there already
       // Apache answers 403 to the loser of two MKCOLs racing for one folder
-      if (err.status === 403 && (await this.isCollection(url, signal))) return;
+      if (err.status === 403 && (await this.propfind(what, url, '0', signal).catch(() => undefined))?.[0]?.isDir) return;
       if (err.status !== 409) throw err;
       await this.mkcol(what, absSegs.slice(0, -1), signal);
       try {
@@ -232,23 +232,16 @@ export class WebdavBackend implements Backend {
 
   private async upload(what: string, tmp: string, body: BodySource, size: number, hash: Hash | undefined, signal: AbortSignal | undefined): Promise<void> {
     let bodyFailure: unknown;
-    let sent = 0;
     const fail = (msg: string) => {
       const err = new StorageError(`target ${this.cfg.name}: ${what}: ${msg}`, { retryable: false });
       bodyFailure ??= err;
       return err;
     };
-    const guard = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        sent += chunk.length;
-        if (sent > size) return cb(fail(`the body is longer than the ${size} bytes announced`));
-        hash?.update(chunk);
-        cb(null, chunk);
-      },
-      flush(cb) {
-        cb(sent === size ? null : fail(`the body gave ${sent} of the ${size} bytes announced`));
-      },
-    });
+    const guard = sizedBody(
+      size,
+      (sent) => fail(sent > size ? `the body is longer than the ${size} bytes announced` : `the body gave ${sent} of the ${size} bytes announced`),
+      hash ? { onChunk: (chunk) => hash.update(chunk) } : {},
+    );
     const src = body();
     src.once('error', (err) => (bodyFailure ??= err));
     pipeline(src, guard, () => undefined);
@@ -355,16 +348,6 @@ export class WebdavBackend implements Backend {
     }
   }
 
-  private async isCollection(url: string, signal: AbortSignal | undefined): Promise<boolean> {
-    try {
-      const res = await this.send('PROPFIND', { method: 'PROPFIND', url, headers: { Depth: '0' }, signal });
-      const body = await res.text();
-      return /<(?:\w+:)?collection\s*\/>/i.test(body);
-    } catch {
-      return false;
-    }
-  }
-
   /** best effort, after a failure */
   private async discard(p: string): Promise<void> {
     await this.deleteUrl(`remove ${p}`, this.url(p), AbortSignal.timeout(CLEANUP_TIMEOUT_MS)).catch(() => undefined);
@@ -457,31 +440,11 @@ function sameSegments(a: string[], b: string[]): boolean {
 function bodyStream(
   raw: Readable,
   expected: number | undefined,
-  skip: number,
-  take: number | undefined,
+  window: Window,
   short: (got: number) => Error,
   mapError: (err: unknown) => unknown,
 ): Readable {
-  let seen = 0;
-  let toSkip = skip;
-  let left = take ?? Infinity;
-  const out = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      seen += chunk.length;
-      let c = chunk;
-      if (toSkip > 0) {
-        const n = Math.min(toSkip, c.length);
-        c = c.subarray(n);
-        toSkip -= n;
-      }
-      if (c.length > left) c = c.subarray(0, left);
-      left -= c.length;
-      cb(null, c.length > 0 ? c : undefined);
-    },
-    flush(cb) {
-      cb(expected !== undefined && seen < expected ? short(seen) : null);
-    },
-  });
+  const out = sizedBody(expected, short, { window });
   raw.once('error', (err) => out.destroy(mapError(err) as Error));
   // the reader gave up: stop the download
   out.once('close', () => {

@@ -9,13 +9,11 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspace, type Workspace } from '../helpers/cli.js';
-import { apacheAvailable, requireServer, startApache, type ApacheServer } from '../helpers/apache.js';
+import { startApache, type ApacheServer } from '../helpers/apache.js';
 import { startS3rver, type S3Server } from '../helpers/s3rver.js';
 import { history, restoreAll, s3Target, useTargets, webdavTarget, type ListJson } from '../helpers/remote.js';
 
-const haveApache = requireServer('apache2 (with mod_dav and htpasswd)', apacheAvailable());
-
-describe.skipIf(!haveApache)('three targets: local, WebDAV and S3', () => {
+describe('three targets: local, WebDAV and S3', () => {
   let dav: ApacheServer;
   let s3: S3Server;
   let ws: Workspace;

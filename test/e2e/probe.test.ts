@@ -7,10 +7,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspace, type Workspace } from '../helpers/cli.js';
-import { apacheAvailable, requireServer, startApache, type ApacheServer } from '../helpers/apache.js';
+import { startApache, type ApacheServer } from '../helpers/apache.js';
 import { startS3rver, type S3Server } from '../helpers/s3rver.js';
-
-const haveApache = requireServer('apache2 (with mod_dav and htpasswd)', apacheAvailable());
 
 interface ProbeJson {
   target: string;
@@ -23,7 +21,7 @@ describe('cerberus probe', () => {
   let s3: S3Server;
   let ws: Workspace;
   beforeAll(async () => {
-    if (haveApache) dav = await startApache();
+    dav = await startApache();
     s3 = await startS3rver({ bucket: 'probe' });
     ws = await workspace({ keygen: false });
     const text = await fsp.readFile(ws.config, 'utf8');
@@ -46,7 +44,7 @@ describe('cerberus probe', () => {
   });
   const env = () => ({ DAV_USER: dav?.username ?? 'u', DAV_PASSWORD: dav?.password ?? 'p', S3_KEY: s3.accessKeyId, S3_SECRET: s3.secretAccessKey });
 
-  it.skipIf(!haveApache)('WebDAV: reports each HTTP behaviour, says the server is usable, and cleans up', async () => {
+  it('WebDAV: reports each HTTP behaviour, says the server is usable, and cleans up', async () => {
     const r = await ws.run(['probe', '-c', ws.config, '--target', 'dav', '--json'], env());
     expect(r.code, r.stderr + r.stdout).toBe(0);
     const json = JSON.parse(r.stdout) as ProbeJson;
@@ -67,7 +65,7 @@ describe('cerberus probe', () => {
     expect(table.stdout).toMatch(/dav: usable by cerberus/);
   });
 
-  it.skipIf(!haveApache)('WebDAV with a wrong password: exit 1, says which check failed and why', async () => {
+  it('WebDAV with a wrong password: exit 1, says which check failed and why', async () => {
     const r = await ws.run(['probe', '-c', ws.config, '--target', 'dav'], { ...env(), DAV_PASSWORD: 'wrong' });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/OPTIONS\s+FAILED\s+401: check username and password/);

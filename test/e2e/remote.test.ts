@@ -8,10 +8,8 @@ import fsp from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workspace, type Workspace } from '../helpers/cli.js';
 import { history, restoreAll, s3Target, useTargets, webdavTarget, type ListJson } from '../helpers/remote.js';
-import { apacheAvailable, requireServer, startApache, type ApacheServer } from '../helpers/apache.js';
+import { startApache, type ApacheServer } from '../helpers/apache.js';
 import { startS3rver, type S3Server } from '../helpers/s3rver.js';
-
-const haveApache = requireServer('apache2 (with mod_dav and htpasswd)', apacheAvailable());
 
 async function cycle(ws: Workspace, env: NodeJS.ProcessEnv, target: string) {
   const init = await ws.run(['init', '-c', ws.config], env);
@@ -30,7 +28,7 @@ async function cycle(ws: Workspace, env: NodeJS.ProcessEnv, target: string) {
   await restoreAll(ws, env, target, expected);
 }
 
-describe.skipIf(!haveApache)('over WebDAV (Apache mod_dav)', () => {
+describe('over WebDAV (Apache mod_dav)', () => {
   let dav: ApacheServer;
   let ws: Workspace;
   beforeAll(async () => {

@@ -3,9 +3,8 @@
  * WebDAV backend. Each server has its own config, port and temp dir (under /dev/shm when it
  * exists); nothing of the system's Apache setup is used.
  *
- * Skipping: use `describeWithApache` (or `requireServer`) instead of `describe`. Without
- * apache2 the suite is skipped locally, but under CI=true loading the test file throws, so the
- * run FAILS rather than going green without ever talking to a real server.
+ * Never skipped: without apache2 `startApache` throws and the tests that need it fail, so a
+ * run cannot go green without talking to a real server. scripts/install-test-deps.sh installs it.
  *
  * The access log has one line per request: `"%r" status len=<Content-Length> te=<Transfer-Encoding>
  * depth=<Depth>`, request headers as the client sent them; read it with `accessLog()`.
@@ -17,7 +16,6 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { describe } from 'vitest';
 
 export interface ApacheServer {
   /** the WebDAV root, without trailing '/': `http://127.0.0.1:<port>/dav` */
@@ -56,15 +54,6 @@ export function apacheAvailable(): boolean {
   return fs.existsSync(APACHE) && htpasswdBin() !== undefined && NEEDED.every((m) => fs.existsSync(path.join(MODULES, `${m}.so`)));
 }
 
-/** true when the server can be used; false (skip) when not, except under CI=true where it throws. */
-export function requireServer(name: string, available: boolean): boolean {
-  if (available) return true;
-  if (process.env.CI === 'true') throw new Error(`${name} is not installed; under CI=true the tests that need it must run, not skip`);
-  return false;
-}
-
-/** `describe` when Apache is here, `describe.skip` when not (a failure under CI=true). */
-export const describeWithApache = requireServer('apache2 (with mod_dav and htpasswd)', apacheAvailable()) ? describe : describe.skip;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -216,7 +205,9 @@ async function launch(conf: string, dir: string, port: number): Promise<ChildPro
 }
 
 export async function startApache(opts: { username?: string; password?: string } = {}): Promise<ApacheServer> {
-  if (!apacheAvailable()) throw new Error(`apache2 with mod_dav (${APACHE}, ${MODULES}) or htpasswd is not installed`);
+  if (!apacheAvailable()) {
+    throw new Error(`apache2 with mod_dav (${APACHE}, ${MODULES}) or htpasswd is not installed: run scripts/install-test-deps.sh (as root)`);
+  }
   const username = opts.username ?? 'cerberus';
   const password = opts.password ?? 'sekrit pässword #1';
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();

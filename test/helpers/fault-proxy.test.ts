@@ -9,7 +9,7 @@ import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
-import { describeWithApache, startApache } from './apache.js';
+import { startApache } from './apache.js';
 import { startS3rver } from './s3rver.js';
 
 interface Seen {
@@ -415,7 +415,7 @@ describe('fault proxy and S3 signatures', () => {
   });
 });
 
-describeWithApache('fault proxy with Apache WebDAV', () => {
+describe('fault proxy with Apache WebDAV', () => {
   it('passes PUT, MOVE and COPY through, and a reset PUT leaves the old file', async () => {
     const dav = await startApache();
     const p = await startFaultProxy(dav.url);

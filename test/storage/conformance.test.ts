@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TargetConfig, TargetTransport } from '../../src/config/index.js';
 import { openBackend, type Backend } from '../../src/storage/index.js';
-import { apacheAvailable, requireServer, startApache, type ApacheServer } from '../helpers/apache.js';
+import { startApache, type ApacheServer } from '../helpers/apache.js';
 import { startS3rver, type S3Server } from '../helpers/s3rver.js';
 import { TEST_TMP } from '../helpers/cli.js';
 import { errorOf } from '../helpers/errors.js';
@@ -67,8 +67,6 @@ const subjects: Subject[] = [
   },
 ];
 
-const haveApache = requireServer('apache2 (with mod_dav and htpasswd)', apacheAvailable());
-
 async function readAll(backend: Backend, p: string, range?: { start: number; end?: number }): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of await backend.get(p, range)) chunks.push(c as Buffer);
@@ -106,8 +104,7 @@ async function sha256Of(stream: Readable): Promise<{ hash: string; size: number 
 }
 
 for (const subject of subjects) {
-  const skip = subject.name.startsWith('webdav') && !haveApache;
-  describe.skipIf(skip)(`backend conformance: ${subject.name}`, () => {
+  describe(`backend conformance: ${subject.name}`, () => {
     let backend: Backend;
     beforeAll(async () => {
       backend = openBackend(await subject.setup(), { retryBaseDelayMs: 50 });

@@ -5,13 +5,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebdavTargetConfig } from '../../src/config/types.js';
 import { describeError } from '../../src/errors.js';
 import { StorageError } from '../../src/storage/errors.js';
 import { openBackend } from '../../src/storage/open.js';
 import { WebdavBackend } from '../../src/storage/webdav.js';
-import { describeWithApache, startApache, type ApacheServer } from '../helpers/apache.js';
+import { startApache, type ApacheServer } from '../helpers/apache.js';
 import { errorOf } from '../helpers/errors.js';
 
 let server: ApacheServer;
@@ -67,7 +67,7 @@ async function requestsFor(cfg: WebdavTargetConfig): Promise<string[]> {
   return (await server.accessLog()).filter((l) => l.includes(` ${prefix}`));
 }
 
-describeWithApache('WebdavBackend against Apache mod_dav', () => {
+describe('WebdavBackend against Apache mod_dav', () => {
   beforeAll(async () => {
     server = await startApache();
     proxy = await startTamperProxy(server.port);
