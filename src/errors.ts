@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'IO' // local file system trouble (unwritable, full, unreadable)
   | 'STORAGE' // a target failed
   | 'LOCKED' // another run holds the repository
+  | 'GUARD' // a safety guard stopped a destructive step
   | 'INTERNAL';
 
 export class CerberusError extends Error {
@@ -48,6 +49,8 @@ export function exitCodeFor(err: unknown): ExitCode {
       return ExitCode.usage;
     case 'LOCKED':
       return ExitCode.locked;
+    case 'GUARD':
+      return ExitCode.warnings;
     default:
       return ExitCode.failed;
   }

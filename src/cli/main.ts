@@ -9,9 +9,10 @@ import * as list from './commands/list.js';
 import * as probe from './commands/probe.js';
 import * as prune from './commands/prune.js';
 import * as restore from './commands/restore.js';
+import * as sync from './commands/sync.js';
 import * as verify from './commands/verify.js';
 
-const COMMANDS = [keygen, init, backup, list, restore, verify, prune, probe];
+const COMMANDS = [keygen, init, backup, list, restore, verify, prune, sync, probe];
 
 /** Runs the CLI and returns the exit code. Only bin/cerberus.ts calls process.exit. */
 export async function main(argv: string[], ctx: Partial<CommandContext> = {}): Promise<number> {
@@ -28,7 +29,8 @@ export async function main(argv: string[], ctx: Partial<CommandContext> = {}): P
   const program = new Command('cerberus')
     .description(
       'Encrypted, generational backups of documents to storage nobody has to trust.\n' +
-        'Every backup can be restored with gpg and tar alone; see RESTORE.md in each repository.',
+        'Every backup can be restored with standard tools alone (gpg and tar, or the Cryptomator\n' +
+        'app for vault repositories); see RESTORE.md in each repository.',
     )
     .version(VERSION)
     .exitOverride()

@@ -114,13 +114,13 @@ export function makeSchema(ctx: SchemaContext) {
     exclude: z.preprocess(orDefault([]), z.array(z.string().min(1))),
   };
 
-  const encryptionShape = {
+  const openpgpShape = {
     kind: z.literal('openpgp'),
     recipients: z.array(absPath).min(1).optional(),
     passphrase: z.string().min(1).optional(),
     compression: z.preprocess(orDefault('none'), z.enum(['none', 'zlib'])),
   };
-  const encryption = z.strictObject(encryptionShape).transform((e, zctx): EncryptionConfig => {
+  const openpgp = z.strictObject(openpgpShape).transform((e, zctx): EncryptionConfig => {
     if (e.recipients && e.passphrase !== undefined) {
       zctx.addIssue({ code: 'custom', path: ['passphrase'], message: 'give either recipients or a passphrase, not both' });
       return z.NEVER;
@@ -130,7 +130,14 @@ export function makeSchema(ctx: SchemaContext) {
     zctx.addIssue({ code: 'custom', message: 'needs recipients (public key files) or a passphrase' });
     return z.NEVER;
   });
-
+  const cryptomatorShape = {
+    kind: z.literal('cryptomator'),
+    password: z.string({ error: 'needs the vault password, e.g. password: ${VAULT_PASSWORD}' }).min(1, { error: 'the vault password is empty' }),
+  };
+  const cryptomator = z.strictObject(cryptomatorShape).transform((e): EncryptionConfig => ({ kind: e.kind, password: e.password }));
+  const encryption = z.discriminatedUnion('kind', [openpgp, cryptomator], {
+    error: (iss) => (iss.code === 'invalid_union' ? 'kind must be openpgp or cryptomator' : undefined),
+  });
   const transportShape = {
     retries: count(0, 5),
     timeout: unit(parseDuration, '60s', 'a duration like 60s or 5m'),
@@ -304,7 +311,7 @@ export function makeSchema(ctx: SchemaContext) {
     ['', Object.keys(topShape)],
     ['jobs.*', Object.keys(jobShape)],
     ['jobs.*.source', Object.keys(sourceShape)],
-    ['jobs.*.encryption', Object.keys(encryptionShape)],
+    ['jobs.*.encryption', [...new Set([...Object.keys(openpgpShape), ...Object.keys(cryptomatorShape)])]],
     ['jobs.*.targets.#', [...new Set([...Object.keys(localTargetShape), ...Object.keys(webdavTargetShape), ...Object.keys(s3TargetShape)])]],
     ['jobs.*.retention', Object.keys(retentionShape)],
     ['jobs.*.guards', Object.keys(guardsShape)],

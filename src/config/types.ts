@@ -53,9 +53,17 @@ export type TargetConfig = LocalTargetConfig | WebdavTargetConfig | S3TargetConf
 
 export type Compression = 'none' | 'zlib';
 
-export type EncryptionConfig =
+export type OpenpgpEncryption =
   | { kind: 'openpgp'; recipients: string[]; passphrase?: undefined; compression: Compression }
   | { kind: 'openpgp'; recipients: []; passphrase: string; compression: Compression };
+
+/** Every generation is a Cryptomator vault (format 8, SIV_GCM) opened with this password. */
+export interface CryptomatorEncryption {
+  kind: 'cryptomator';
+  password: string;
+}
+
+export type EncryptionConfig = OpenpgpEncryption | CryptomatorEncryption;
 
 export interface JobConfig {
   name: string;

@@ -78,7 +78,25 @@ export class StateCache {
     await writeAtomic(path.join(this.repoDir, `${m.id}.json`), JSON.stringify(m));
   }
 
-  /** Drops cached manifests of generations that can no longer be parents. */
+  /** Another record kept per generation (`<id>.<kind>.json`), such as a vault's state. */
+  async loadRecord(id: string, kind: string): Promise<string | undefined> {
+    return this.loadFile(`${id}.${kind}.json`);
+  }
+
+  async saveRecord(id: string, kind: string, text: string): Promise<void> {
+    await this.saveFile(`${id}.${kind}.json`, text);
+  }
+
+  /** A file of the repository's cache that `retain` never drops: names not ending in .json. */
+  async loadFile(name: string): Promise<string | undefined> {
+    return fsp.readFile(path.join(this.repoDir, name), 'utf8').catch(() => undefined);
+  }
+
+  async saveFile(name: string, text: string): Promise<void> {
+    await writeAtomic(path.join(this.repoDir, name), text);
+  }
+
+  /** Drops cached manifests (and other records) of generations that can no longer be parents. */
   async retain(ids: Set<string>): Promise<void> {
     let names: string[];
     try {
@@ -87,7 +105,8 @@ export class StateCache {
       return;
     }
     for (const n of names) {
-      if (n.endsWith('.json') && !ids.has(n.slice(0, -5))) await fsp.rm(path.join(this.repoDir, n), { force: true });
+      // generation ids hold no '.', so the id is what comes before the first one
+      if (n.endsWith('.json') && !ids.has(n.slice(0, n.indexOf('.')))) await fsp.rm(path.join(this.repoDir, n), { force: true });
     }
   }
 

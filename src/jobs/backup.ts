@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
-import { chooseLevel, chooseParent, generationId, LEVELS, type Level } from '../engine/levels.js';
+import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
 import { manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { StateCache, type HashRecord } from '../engine/state-cache.js';
 import { Excluder, RESERVED_DIR, walkSource, type SourceEntry } from '../engine/walk.js';
@@ -14,58 +14,20 @@ import { encryptBuffer, encryptStream, type Compression, type Sealing } from '..
 import { ExactLength, TarWriter } from '../formats/tar.js';
 import { VolumeSink } from '../formats/volumes.js';
 import { requireDescriptor } from '../repository/descriptor.js';
-import { GenerationWriter, INFO, MANIFEST, listGenerations, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
+import { GenerationWriter, INFO, MANIFEST, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
 import { sha256Hex } from '../repository/io.js';
 import { acquireLock, type HeldLock } from '../repository/lock.js';
-import type { OpenTarget } from '../storage/open.js';
 import type { Backend } from '../storage/backend.js';
-import type { Reporter } from '../report/log.js';
 import { formatBytes } from '../report/format.js';
-import { checkRecipients, sealingFor } from './keys.js';
-import { pruneRepository } from './prune.js';
+import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
+import { changedSince, finishTarget, listForRun, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
+import { runVaultBackup } from './vault-backup.js';
 import { VERSION } from '../version.js';
 
-export interface BackupOptions {
-  now: Date;
-  dryRun: boolean;
-  rehash: boolean;
-  stateDir: string;
-  reporter: Reporter;
-  open: OpenTarget;
-}
-
-export interface BackupStats {
-  files: number;
-  dirs: number;
-  symlinks: number;
-  bytes: number;
-  storedFiles: number;
-  storedBytes: number;
-  deleted: number;
-  changedFiles: number;
-  uploadedBytes: number;
-}
-
-export interface TargetBackupResult {
-  target: string;
-  status: 'committed' | 'failed' | 'dry-run';
-  id?: string;
-  level?: Level;
-  parent?: string | null;
-  suspicious: string[];
-  /** problems that make the run end with warnings: unreadable or changing files, odd files */
-  problems: string[];
-  stats?: BackupStats;
-  pruned: string[];
-  error?: string;
-}
-
-export interface BackupResult {
-  job: string;
-  targets: TargetBackupResult[];
-}
+export type { BackupOptions, BackupResult, BackupStats, TargetBackupResult };
 
 export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
+  if (job.encryption.kind === 'cryptomator') return runVaultBackup(job, job.encryption, opts);
   const { sealing, recipients } = await sealingFor(job);
   const failed = new Map<string, string>();
   const fail = (target: string, err: unknown) => {
@@ -106,7 +68,7 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
           continue;
         }
         try {
-          results.set(p.target.name, await finishTarget(job, p, run, outcome?.generation, opts));
+          results.set(p.target.name, await finishTarget(job, { ...p, parent: p.parentGen?.id ?? null }, run, outcome, opts));
         } catch (err) {
           if (isRunFatal(err)) throw err;
           fail(p.target.name, err);
@@ -154,20 +116,12 @@ async function planTarget(
 ): Promise<TargetPlan> {
   const { reporter } = opts;
   const backend = opts.open(target);
-  const descriptor = await requireDescriptor(backend, target.name);
-  checkRecipients(descriptor, recipients, job.encryption.passphrase !== undefined, target.name);
+  const descriptor = await requireDescriptor(backend, target.name, 'openpgp');
+  checkRecipients(descriptor, recipients, openpgpOf(job).passphrase !== undefined, target.name);
   const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus backup --job ${job.name}`, (m) => reporter.notice(m));
   try {
     const cache = new StateCache(opts.stateDir, job.name, descriptor.id);
-    const listing = await listGenerations(backend);
-    const newest = listing.committed.at(-1);
-    const id = generationId(opts.now);
-    if (newest && newest.id >= id) {
-      throw new CerberusError('USAGE', `target ${target.name} already has generation ${newest.id}, not older than this run (${id})`, {
-        hint: 'check the clock, or pass a later --now',
-      });
-    }
-    const trusted = listing.committed.filter((g) => g.info.suspicious.length === 0);
+    const { listing, newest, id, trusted } = await listForRun(backend, target.name, opts.now);
     let level = chooseLevel(opts.now, trusted, job.timezone);
     let parentGen = chooseParent(level, trusted);
     let parent: Manifest | undefined;
@@ -197,83 +151,6 @@ function groupByParent(plans: TargetPlan[]): TargetPlan[][] {
     else groups.set(key, [p]);
   }
   return [...groups.values()];
-}
-
-/** Guards, cache and retention for one target whose generation is committed (or dry-run). */
-async function finishTarget(
-  job: JobConfig,
-  plan: TargetPlan,
-  run: Produced,
-  generation: Generation | undefined,
-  opts: BackupOptions,
-): Promise<TargetBackupResult> {
-  const { reporter } = opts;
-  const { target, backend, cache, listing, level, id } = plan;
-  const outcome = run.outcomes.get(target.name);
-  const suspicious = outcome?.suspicious ?? [];
-  const result: TargetBackupResult = {
-    target: target.name,
-    status: opts.dryRun ? 'dry-run' : 'committed',
-    id,
-    level,
-    parent: plan.parentGen?.id ?? null,
-    suspicious,
-    problems: run.problems,
-    stats: { ...run.stats, changedFiles: outcome?.changedFiles ?? 0 },
-    pruned: [],
-  };
-  if (opts.dryRun) return result;
-
-  await cache.saveManifest(run.manifest);
-  await cache.saveHashes(run.hashes);
-  // one listing per run: on a remote target every listing is many requests
-  const after = generation ? [...listing.committed, generation] : listing.committed;
-  await cache.retain(cacheWorthy(after));
-
-  if (suspicious.length > 0) {
-    for (const r of suspicious) reporter.warn(`guard: ${r}`);
-    reporter.warn(`generation ${level}/${id} on ${target.name} is marked suspicious; nothing was pruned`);
-  } else if (run.unreadable > 0) {
-    reporter.warn(`some files could not be read, so nothing was pruned on ${target.name} this time`);
-  } else {
-    const pruned = await pruneRepository(backend, job.retention, opts.now, {
-      dryRun: false,
-      reporter,
-      target: target.name,
-      listing: { committed: after, leftovers: listing.leftovers, damaged: listing.damaged },
-    });
-    result.pruned = pruned.removed;
-    const gone = new Set(pruned.removed);
-    await cache.retain(cacheWorthy(after.filter((g) => !gone.has(`${g.level}/${g.id}`))));
-  }
-  return result;
-}
-
-/** Files whose content differs from the previous state: the ransomware guard's measure. */
-function changedSince(manifest: Manifest, previous: Manifest | undefined): number {
-  if (!previous) return 0;
-  const before = new Map<string, string>();
-  for (const e of previous.entries) if (e.type === 'file') before.set(e.path, e.sha256);
-  let n = 0;
-  for (const e of manifest.entries) {
-    if (e.type !== 'file') continue;
-    const old = before.get(e.path);
-    if (old !== undefined && old !== e.sha256) n++;
-  }
-  return n;
-}
-
-/** The generations whose manifests the cache must keep: possible parents and the newest. */
-function cacheWorthy(committed: Generation[]): Set<string> {
-  const ids = new Set<string>();
-  const trusted = committed.filter((g) => g.info.suspicious.length === 0);
-  for (const level of LEVELS) {
-    const newest = trusted.filter((g) => g.level === level).at(-1);
-    if (newest) ids.add(newest.id);
-  }
-  const last = committed.at(-1);
-  if (last) ids.add(last.id);
-  return ids;
 }
 
 interface ProduceInput {
@@ -315,7 +192,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
   const { job, plans, sealing, opts, outcomes } = input;
   const { level, id, parent, cache } = plans[0]!;
   const { reporter } = opts;
-  const compression: Compression = job.encryption.compression;
+  const compression: Compression = openpgpOf(job).compression;
   const parentIndex = new Map<string, ManifestEntry>((parent?.entries ?? []).map((e) => [e.path, e]));
   const parentChildren = new Map<string, ManifestEntry[]>();
   for (const e of parent?.entries ?? []) {
@@ -610,6 +487,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     await writers.each(async (w, p) => {
       const info: GenerationInfo = {
         format: 1,
+        kind: 'openpgp',
         id,
         level,
         parent: manifest.parent,

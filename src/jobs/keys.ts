@@ -1,16 +1,27 @@
 import fsp from 'node:fs/promises';
-import type { JobConfig } from '../config/index.js';
+import type { JobConfig, OpenpgpEncryption } from '../config/index.js';
 import { CerberusError, ioError } from '../errors.js';
 import { fingerprintOf, readPrivateKey, readPublicKeys } from '../formats/openpgp/keys.js';
 import type { Opening, Sealing } from '../formats/openpgp/message.js';
-import type { Descriptor } from '../repository/descriptor.js';
+import type { OpenpgpDescriptor } from '../repository/descriptor.js';
+
+type OpenpgpRecipients = OpenpgpDescriptor['encryption']['recipients'];
+
+/** The job's OpenPGP settings; commands that only exist for OpenPGP repositories call this. */
+export function openpgpOf(job: JobConfig): OpenpgpEncryption {
+  if (job.encryption.kind !== 'openpgp') {
+    throw new CerberusError('INTERNAL', `job ${job.name} does not use OpenPGP`);
+  }
+  return job.encryption;
+}
 
 /** How a job encrypts: its recipients' public keys, or its passphrase. */
-export async function sealingFor(job: JobConfig): Promise<{ sealing: Sealing; recipients: Descriptor['encryption']['recipients'] }> {
-  if (job.encryption.passphrase !== undefined) {
-    return { sealing: { passphrase: job.encryption.passphrase }, recipients: [] };
+export async function sealingFor(job: JobConfig): Promise<{ sealing: Sealing; recipients: OpenpgpRecipients }> {
+  const enc = openpgpOf(job);
+  if (enc.passphrase !== undefined) {
+    return { sealing: { passphrase: enc.passphrase }, recipients: [] };
   }
-  const keys = await readPublicKeys(job.encryption.recipients);
+  const keys = await readPublicKeys(enc.recipients);
   return {
     sealing: { keys },
     recipients: keys.map((k) => ({ fingerprint: fingerprintOf(k), userIds: k.getUserIDs() })),
@@ -18,7 +29,7 @@ export async function sealingFor(job: JobConfig): Promise<{ sealing: Sealing; re
 }
 
 /** The config must still encrypt to the keys the repository was made for. */
-export function checkRecipients(d: Descriptor, recipients: Descriptor['encryption']['recipients'], symmetric: boolean, target: string): void {
+export function checkRecipients(d: OpenpgpDescriptor, recipients: OpenpgpRecipients, symmetric: boolean, target: string): void {
   const want = new Set(d.encryption.recipients.map((r) => r.fingerprint));
   const have = new Set(recipients.map((r) => r.fingerprint));
   const same = want.size === have.size && [...want].every((f) => have.has(f));
@@ -46,7 +57,8 @@ export async function keyPassphrase(env: NodeJS.ProcessEnv): Promise<string | un
 
 /** How a restore opens the repository: the private key, or the job's passphrase. */
 export async function openingFor(job: JobConfig, keyFile: string | undefined, env: NodeJS.ProcessEnv): Promise<Opening> {
-  if (job.encryption.passphrase !== undefined) return { passphrase: job.encryption.passphrase };
+  const enc = openpgpOf(job);
+  if (enc.passphrase !== undefined) return { passphrase: enc.passphrase };
   const file = keyFile ?? env.CERBERUS_PRIVATE_KEY_FILE;
   if (!file) {
     throw new CerberusError('KEY', 'restoring needs the private key', {

@@ -26,7 +26,7 @@ export async function runList(job: JobConfig, open: OpenTarget): Promise<ListRes
   for (const target of job.targets) {
     try {
       const backend = open(target);
-      await requireDescriptor(backend, target.name);
+      await requireDescriptor(backend, target.name, job.encryption.kind);
       for (const g of (await listGenerations(backend)).committed) {
         result.points.push({
           target: target.name,
@@ -35,7 +35,7 @@ export async function runList(job: JobConfig, open: OpenTarget): Promise<ListRes
           parent: g.parent,
           files: g.info.stats.files,
           bytes: g.info.stats.bytes,
-          storedBytes: g.storedSize,
+          storedBytes: g.storedSize + (g.info.stats.vaultBytes ?? 0),
           state: g.info.suspicious.length > 0 ? 'suspicious' : 'committed',
           suspicious: g.info.suspicious,
         });

@@ -10,6 +10,10 @@ import { CerberusError, ioError } from '../errors.js';
 import { makeDirs } from '../fsutil.js';
 import { endOfLocalDay, isGenerationId, parseGenerationId } from '../engine/levels.js';
 import { isSafeRelativePath, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
+import { walkVault, type OpenedVault } from '../formats/cryptomator/index.js';
+import { readVaultManifest, requireVaultFiles } from '../vault/generation.js';
+import { openVaultAt } from '../vault/keys.js';
+import { vaultKey } from '../vault/state.js';
 import { RESERVED_DIR } from '../engine/walk.js';
 import { decryptStream, type Opening } from '../formats/openpgp/message.js';
 import { readTar } from '../formats/tar.js';
@@ -26,7 +30,8 @@ export interface RestoreOptions {
   to: string;
   paths: string[];
   overwrite: boolean;
-  opening: Opening;
+  /** how to open an OpenPGP repository; Cryptomator ones use the job's vault password */
+  opening?: Opening;
   reporter: Reporter;
   open: OpenTarget;
   /** the target to restore from; default the job's first */
@@ -138,15 +143,28 @@ export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<
   const { reporter } = opts;
   const target = pickTarget(job, opts.target);
   const backend = opts.open(target);
-  await requireDescriptor(backend, target.name);
+  await requireDescriptor(backend, target.name, job.encryption.kind);
   const { committed } = await listGenerations(backend);
   const point = resolvePoint(committed, opts.at, job.timezone, reporter);
   reporter.phase(`restore ${point.level}/${point.id} from ${target.name} into ${opts.to}`);
 
-  const pointFiles = await generationFiles(backend, point);
-  const manifest = await readManifest(backend, point, pointFiles, opts.opening);
-  const selected = selectEntries(manifest, opts.paths);
   const byId = new Map(committed.map((g) => [g.id, g]));
+  let manifest: Manifest;
+  let extract: (files: FileEntry[], staging: string, made: Set<string>) => Promise<void>;
+  if (job.encryption.kind === 'cryptomator') {
+    const { password } = job.encryption;
+    requireVaultFiles(backend, point);
+    const vault = await openVaultAt(backend, point.dir, password, target.name);
+    manifest = await readVaultManifest(backend, point, vault.keys);
+    extract = (files, staging, made) => extractVaultFiles(point, vault, files, staging, made, opts);
+  } else {
+    if (!opts.opening) throw new CerberusError('INTERNAL', 'restoring an OpenPGP repository needs a key');
+    const opening = opts.opening;
+    const pointFiles = await generationFiles(backend, point);
+    manifest = await readManifest(backend, point, pointFiles, opening);
+    extract = (files, staging, made) => extractFiles(backend, byId, files, staging, made, { ...opts, opening });
+  }
+  const selected = selectEntries(manifest, opts.paths);
   for (const id of manifest.chain) {
     if (!byId.has(id)) {
       throw new CerberusError('INTEGRITY', `restore point ${point.id} needs generation ${id}, which is missing on ${target.name}`, {
@@ -170,7 +188,7 @@ export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<
     const dirs = selected.filter((e) => e.type === 'dir');
     for (const d of dirs) await fsp.mkdir(path.join(staging, d.path), { recursive: true });
     const made = new Set([staging, ...dirs.map((d) => path.join(staging, d.path))]);
-    await extractFiles(backend, byId, files, staging, made, opts);
+    await extract(files, staging, made);
     // links last: nothing is ever written through one
     for (const l of selected) {
       if (l.type !== 'symlink') continue;
@@ -217,7 +235,7 @@ async function extractFiles(
   staging: string,
   /** folders already made in the staging tree */
   made: Set<string>,
-  opts: RestoreOptions,
+  opts: RestoreOptions & { opening: Opening },
 ): Promise<void> {
   const byHolder = new Map<string, Map<string, FileEntry>>();
   for (const f of files) {
@@ -248,34 +266,18 @@ async function extractFiles(
         }
         const want = wanted.get(entry.path);
         if (!want || entry.type !== 'file') return;
-        const dest = path.join(staging, entry.path);
-        if (!made.has(path.dirname(dest))) {
-          await fsp.mkdir(path.dirname(dest), { recursive: true });
-          made.add(path.dirname(dest));
-        }
-        const hash = createHash('sha256');
-        let n = 0;
-        const tap = new Transform({
-          transform(chunk: Buffer, _e, cb) {
-            hash.update(chunk);
-            n += chunk.length;
-            written += chunk.length;
-            opts.reporter.progress({ files: count, bytes: written, totalBytes: total, totalFiles: files.length });
-            cb(null, chunk);
-          },
+        const outcome = await writeChecked(entry.body, staging, made, want, (n) => {
+          written += n;
+          opts.reporter.progress({ files: count, bytes: written, totalBytes: total, totalFiles: files.length });
         });
-        await pipeline(entry.body, tap, fs.createWriteStream(dest, { flags: 'w', mode: 0o600 }));
-        const sha = hash.digest('hex');
-        if (sha !== want.sha256 || n !== want.size) {
-          pending.set(entry.path, `sha256 ${sha.slice(0, 12)}… and ${n} bytes, expected ${want.sha256.slice(0, 12)}… and ${want.size}`);
+        if (outcome !== undefined) {
+          pending.set(entry.path, outcome);
           done.delete(entry.path);
           return;
         }
         pending.delete(entry.path);
         done.add(entry.path);
         count++;
-        await fsp.chmod(dest, want.mode & 0o7777);
-        await fsp.utimes(dest, nsSeconds(want.mtimeNs), nsSeconds(want.mtimeNs));
       });
     } catch (err) {
       throw await explainReadFailure(err, backend, g, gf, progress);
@@ -294,6 +296,89 @@ async function extractFiles(
     }
   }
   opts.reporter.endProgress();
+}
+
+/**
+ * Writes one restored file into the staging tree and checks it against the manifest:
+ * undefined when it matches, else why not. Mode and times are set only on a match.
+ */
+async function writeChecked(
+  body: NodeJS.ReadableStream,
+  staging: string,
+  made: Set<string>,
+  want: FileEntry,
+  onBytes: (n: number) => void,
+): Promise<string | undefined> {
+  const dest = path.join(staging, want.path);
+  if (!made.has(path.dirname(dest))) {
+    await fsp.mkdir(path.dirname(dest), { recursive: true });
+    made.add(path.dirname(dest));
+  }
+  const hash = createHash('sha256');
+  let n = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      n += chunk.length;
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(body, tap, fs.createWriteStream(dest, { flags: 'w', mode: 0o600 }));
+  const sha = hash.digest('hex');
+  if (sha !== want.sha256 || n !== want.size) {
+    return `sha256 ${sha.slice(0, 12)}… and ${n} bytes, expected ${want.sha256.slice(0, 12)}… and ${want.size}`;
+  }
+  await fsp.chmod(dest, want.mode & 0o7777);
+  await fsp.utimes(dest, nsSeconds(want.mtimeNs), nsSeconds(want.mtimeNs));
+  return undefined;
+}
+
+/**
+ * A Cryptomator restore point: the vault is walked as the Cryptomator apps walk it, and each
+ * wanted file is decrypted and checked against the manifest. Names in a vault are NFC; the
+ * manifest keeps the names as the source had them, and those are what is restored.
+ */
+async function extractVaultFiles(
+  g: Generation,
+  vault: OpenedVault,
+  files: FileEntry[],
+  staging: string,
+  made: Set<string>,
+  opts: RestoreOptions,
+): Promise<void> {
+  const wanted = new Map(files.map((f) => [vaultKey(f.path), f]));
+  const total = files.reduce((s, f) => s + f.size, 0);
+  let written = 0;
+  let count = 0;
+  const done = new Set<string>();
+  for await (const e of walkVault(vault)) {
+    const want = wanted.get(e.path);
+    if (!want) continue;
+    if (e.type !== 'file') {
+      throw new CerberusError('INTEGRITY', `${want.path} in ${g.level}/${g.id} is a ${e.type} in the vault but a file in the manifest`, {
+        hint: 'the repository is damaged; restore from another point or target',
+      });
+    }
+    const why = await writeChecked(await e.open(), staging, made, want, (n) => {
+      written += n;
+      opts.reporter.progress({ files: count, bytes: written, totalBytes: total, totalFiles: files.length });
+    });
+    if (why !== undefined) {
+      throw new CerberusError('INTEGRITY', `${want.path} in ${g.level}/${g.id} does not match the manifest (${why})`, {
+        hint: 'the repository is damaged; restore from another point or target',
+      });
+    }
+    done.add(e.path);
+    count++;
+  }
+  opts.reporter.endProgress();
+  const missing = [...wanted.entries()].filter(([k]) => !done.has(k)).map(([, f]) => f.path);
+  if (missing.length > 0) {
+    throw new CerberusError('INTEGRITY', `${missing.length} files are missing from the vault ${g.level}/${g.id}, e.g. ${missing[0]}`, {
+      hint: 'the repository is damaged; restore from another point or target',
+    });
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import { hashObject } from '../repository/io.js';
 import { joinPath, type Backend } from '../storage/backend.js';
 import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
+import { verifyVaultGeneration } from '../vault/verify.js';
 
 export interface VerifyProblem {
   target: string;
@@ -30,10 +31,11 @@ export interface VerifyResult {
  * every generation and checks every file it holds against the manifest's sha256.
  */
 export async function runVerify(job: JobConfig, opts: { full: boolean; opening?: Opening; reporter: Reporter; open: OpenTarget }): Promise<VerifyResult> {
+  const password = opts.full && job.encryption.kind === 'cryptomator' ? job.encryption.password : undefined;
   const result: VerifyResult = { checked: 0, problems: [], leftovers: [] };
   for (const target of job.targets) {
     const backend = opts.open(target);
-    await requireDescriptor(backend, target.name);
+    await requireDescriptor(backend, target.name, job.encryption.kind);
     const listing = await listGenerations(backend);
     opts.reporter.phase(`verify ${target.name}: ${listing.committed.length} restore points${opts.full ? ', decrypting everything' : ''}`);
     result.leftovers.push(...listing.leftovers.map((l) => `${target.name}: ${l.dir} (${l.why})`));
@@ -52,13 +54,17 @@ export async function runVerify(job: JobConfig, opts: { full: boolean; opening?:
       try {
         for (const c of g.info.chain) if (!ids.has(c)) fail(`its chain needs ${c}, which is missing`);
         if (g.parent && !ids.has(g.parent)) fail(`its parent ${g.parent} is missing`);
-        const files = await generationFiles(backend, g);
-        for (const [file, want] of files.sums) {
-          const { sha256: got } = await hashObject(backend, joinPath(g.dir, file));
-          if (got !== want) fail(`${file} does not match SHA256SUMS`);
-        }
         const before = result.problems.length;
-        if (opts.full && opts.opening) await verifyContent(backend, g, ids, opts.opening, fail);
+        if (g.info.kind === 'cryptomator') {
+          await verifyVaultGeneration(backend, g, password, fail);
+        } else {
+          const files = await generationFiles(backend, g);
+          for (const [file, want] of files.sums) {
+            const { sha256: got } = await hashObject(backend, joinPath(g.dir, file));
+            if (got !== want) fail(`${file} does not match SHA256SUMS`);
+          }
+          if (opts.full && opts.opening) await verifyContent(backend, g, ids, opts.opening, fail);
+        }
         if (result.problems.length === before) opts.reporter.info(`${name}: ok`);
       } catch (err) {
         // verify takes no lock: a prune may remove a generation under it, which is no damage

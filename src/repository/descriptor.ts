@@ -6,24 +6,46 @@ import { putBuffer, readSmall } from './io.js';
 
 export const DESCRIPTOR = 'cerberus.json';
 
-/** The plaintext descriptor: what kind of repository this is. Never a secret. */
-export const descriptorSchema = z.object({
+const common = {
   format: z.literal(1),
-  kind: z.literal('openpgp'),
   id: z.string().min(8),
   job: z.string(),
   createdAt: z.string(),
+  createdBy: z.string(),
+};
+
+const openpgpDescriptor = z.object({
+  ...common,
+  kind: z.literal('openpgp'),
   encryption: z.object({
     recipients: z.array(z.object({ fingerprint: z.string(), userIds: z.array(z.string()) })),
     symmetric: z.boolean(),
     compression: z.enum(['none', 'zlib']),
   }),
-  createdBy: z.string(),
 });
-export type Descriptor = z.infer<typeof descriptorSchema>;
 
-export function newDescriptor(init: Omit<Descriptor, 'format' | 'kind' | 'id' | 'createdAt'>, now: Date): Descriptor {
-  return { format: 1, kind: 'openpgp', id: randomUUID(), createdAt: now.toISOString(), ...init };
+const cryptomatorDescriptor = z.object({
+  ...common,
+  kind: z.literal('cryptomator'),
+  encryption: z.object({
+    /** the repository's masterkey file; every generation holds a copy */
+    masterkey: z.string(),
+    cipherCombo: z.literal('SIV_GCM'),
+    format: z.literal(8),
+  }),
+});
+
+/** The plaintext descriptor: what kind of repository this is. Never a secret. */
+export const descriptorSchema = z.discriminatedUnion('kind', [openpgpDescriptor, cryptomatorDescriptor]);
+export type Descriptor = z.infer<typeof descriptorSchema>;
+export type OpenpgpDescriptor = z.infer<typeof openpgpDescriptor>;
+export type CryptomatorDescriptor = z.infer<typeof cryptomatorDescriptor>;
+export type RepositoryKind = Descriptor['kind'];
+
+type Init<D> = D extends unknown ? Omit<D, 'format' | 'id' | 'createdAt'> : never;
+
+export function newDescriptor(init: Init<Descriptor>, now: Date): Descriptor {
+  return { format: 1, id: randomUUID(), createdAt: now.toISOString(), ...init } as Descriptor;
 }
 
 export async function readDescriptor(backend: Backend): Promise<Descriptor | undefined> {
@@ -39,8 +61,8 @@ export async function readDescriptor(backend: Backend): Promise<Descriptor | und
   const parsed = descriptorSchema.safeParse(json);
   if (!parsed.success) {
     const kind = (json as { kind?: unknown })?.kind;
-    if (kind && kind !== 'openpgp') {
-      throw new CerberusError('USAGE', `${backend.description} is a ${String(kind)} repository, which this command does not handle`);
+    if (kind !== 'openpgp' && kind !== 'cryptomator') {
+      throw new CerberusError('USAGE', `${backend.description} is a ${String(kind)} repository, which this version of cerberus does not handle`);
     }
     throw new CerberusError('INTEGRITY', `${backend.description}: ${DESCRIPTOR} is malformed (${parsed.error.issues[0]?.message ?? ''})`);
   }
@@ -51,12 +73,25 @@ export async function writeDescriptor(backend: Backend, d: Descriptor): Promise<
   await putBuffer(backend, DESCRIPTOR, Buffer.from(JSON.stringify(d, null, 2) + '\n'));
 }
 
-export async function requireDescriptor(backend: Backend, target: string): Promise<Descriptor> {
+/** The repository's descriptor; with `kind`, it must be a repository of that kind. */
+export async function requireDescriptor(backend: Backend, target: string): Promise<Descriptor>;
+export async function requireDescriptor<K extends RepositoryKind>(backend: Backend, target: string, kind: K): Promise<Extract<Descriptor, { kind: K }>>;
+export async function requireDescriptor(backend: Backend, target: string, kind?: RepositoryKind): Promise<Descriptor> {
   const d = await readDescriptor(backend);
   if (!d) {
     throw new CerberusError('NOT_FOUND', `target ${target} (${backend.description}) holds no cerberus repository`, {
       hint: 'run `cerberus init --config FILE` first',
     });
   }
-  return d;
+  return kind === undefined ? d : requireKind(d, kind, target);
+}
+
+/** The descriptor, if the repository is of the kind the job's encryption says. */
+export function requireKind<K extends RepositoryKind>(d: Descriptor, kind: K, target: string): Extract<Descriptor, { kind: K }> {
+  if (d.kind !== kind) {
+    throw new CerberusError('CONFIG', `target ${target} holds a ${d.kind} repository, but the job's encryption is ${kind}`, {
+      hint: `set encryption.kind: ${d.kind}, or point the target at another folder and run init`,
+    });
+  }
+  return d as Extract<Descriptor, { kind: K }>;
 }

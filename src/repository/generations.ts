@@ -16,6 +16,8 @@ export const INCOMPLETE_PREFIX = '.incomplete-';
 
 export const infoSchema = z.object({
   format: z.literal(1),
+  /** absent in generations written before Cryptomator repositories existed */
+  kind: z.enum(['openpgp', 'cryptomator']).default('openpgp'),
   id: z.string(),
   level: z.enum(LEVELS),
   parent: z.string().nullable(),
@@ -24,17 +26,20 @@ export const infoSchema = z.object({
   chainDirs: z.string(),
   createdAt: z.string(),
   suspicious: z.array(z.string()),
-  volumes: z.number().int().positive(),
+  /** OpenPGP volumes; 0 for a Cryptomator vault */
+  volumes: z.number().int().nonnegative(),
   stats: z.object({
     files: z.number().int(),
     bytes: z.number(),
     storedFiles: z.number().int(),
     storedBytes: z.number(),
+    /** a Cryptomator generation: bytes of its whole vault (`d/`), copied ones included */
+    vaultBytes: z.number().optional(),
   }),
   createdBy: z.string(),
 });
 /** Plaintext facts about a generation, so list, verify and retention need no key. */
-export type GenerationInfo = z.infer<typeof infoSchema>;
+export type GenerationInfo = z.output<typeof infoSchema>;
 
 export interface Generation {
   id: string;

@@ -1,7 +1,12 @@
-import type { Descriptor } from './descriptor.js';
+import type { CryptomatorDescriptor, Descriptor, OpenpgpDescriptor } from './descriptor.js';
 
-/** RESTORE.md: how to get everything back with GnuPG and GNU tar alone. */
+/** RESTORE.md: how to get everything back with standard tools alone. */
 export function restoreDoc(d: Descriptor): string {
+  return d.kind === 'openpgp' ? openpgpDoc(d) : cryptomatorDoc(d);
+}
+
+/** For OpenPGP repositories: GnuPG and GNU tar. */
+function openpgpDoc(d: OpenpgpDescriptor): string {
   const keys = d.encryption.symmetric
     ? 'This repository is encrypted with a **passphrase** (OpenPGP symmetric encryption). `gpg -d` asks for it.'
     : [
@@ -85,6 +90,62 @@ Notes:
   write permission: run as root, or \`chmod -R u+w .\` between steps and fix modes after.
 - \`gpg -d\` ends with "decryption failed" or a "MDC" error if a volume is damaged or
   missing: check step 1, and use another restore point or another copy of the repository.
+
+## With cerberus
+
+    cerberus list --config cerberus.yaml
+    cerberus restore --config cerberus.yaml --at latest --to /path/to/folder
+`;
+}
+
+/** For Cryptomator repositories: each restore point is a vault the Cryptomator app opens. */
+function cryptomatorDoc(d: CryptomatorDescriptor): string {
+  return `# Restoring this repository without cerberus
+
+This folder is a **cerberus** backup repository for the job \`${d.job}\` (repository id \`${d.id}\`,
+created ${d.createdAt}). Every restore point here is a complete **Cryptomator vault**
+(vault format 8, cipher combo SIV_GCM). cerberus is never required to get files back:
+the Cryptomator app (desktop, Android, iOS) opens each restore point as it is.
+
+## Password
+
+Every restore point opens with the same password: the vault password the job was set up
+with (\`encryption.password\` in the cerberus config). Nobody can open a vault without it,
+and it cannot be recovered from what is stored here.
+
+## What is here
+
+- \`cerberus.json\`: what kind of repository this is (no secrets).
+- \`masterkey.cryptomator\`: the repository's key file, protected by the password. Every
+  restore point holds a copy of it.
+- \`quarterly/\`, \`monthly/\`, \`weekly/\`, \`daily/\`: one folder per **restore point**,
+  named by its UTC time, e.g. \`daily/2026-11-22T030012Z/\`. Each is a whole vault:
+  - \`vault.cryptomator\`, \`masterkey.cryptomator\`, \`d/\`: the vault itself;
+  - \`manifest.json.c9r\`: cerberus's list of files with their times and permissions
+    (encrypted like a file of the vault);
+  - \`info.json\`: plaintext facts about the restore point;
+  - \`SHA256SUMS\` and \`VAULT.SHA256SUMS\`: checksums of every file. A folder without
+    \`SHA256SUMS\` is an unfinished backup: ignore it.
+- \`mirror/\`: if present, the always-current vault that \`cerberus sync up\` keeps.
+- \`locks/\`: present while cerberus runs.
+
+Restore points do not depend on each other: each vault stands alone, and deleting one
+never damages another.
+
+## 1. Check the files (no password needed)
+
+    cd daily/2026-11-22T030012Z && sha256sum -c SHA256SUMS && sha256sum --quiet -c VAULT.SHA256SUMS
+
+## 2. Open a restore point in Cryptomator
+
+- **Desktop:** "Add Vault" → "Existing Vault", choose \`vault.cryptomator\` inside the restore
+  point's folder (from a synced or mounted copy of this storage), enter the password,
+  then "Reveal Drive" and copy your files out.
+- **Phone:** add the storage (pCloud, WebDAV, S3, …) in the app, then open the restore point's
+  folder as an existing vault.
+
+Open vaults here read-only (Cryptomator: vault options → "Read-only"): a change made in the
+app would alter that restore point behind cerberus's back.
 
 ## With cerberus
 

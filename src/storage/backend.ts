@@ -55,6 +55,11 @@ export interface Backend {
   move?(from: string, to: string, opts?: RequestOptions): Promise<void>;
   /** copies one file on the server side */
   copy?(from: string, to: string, opts?: RequestOptions): Promise<void>;
+  /**
+   * copies a whole folder in one server-side operation; fails when `to` exists, creates its
+   * parents. A server that will not rejects with FolderCopyRefusedError. See copyFolder.
+   */
+  copyTree?(from: string, to: string, opts?: RequestOptions): Promise<void>;
 }
 
 export function joinPath(...parts: string[]): string {

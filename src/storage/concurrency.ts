@@ -6,8 +6,8 @@ import type { Layer, Next, Request } from './layer.js';
 export const BULK_BYTES = 1 << 20;
 
 /**
- * At most `limit` transfers in flight: puts of bulk size and gets, a get holding its slot
- * until its body is read or dropped. Listing and other small calls are not queued.
+ * At most `limit` transfers in flight: puts of bulk size, gets and folder copies, a get
+ * holding its slot until its body is read or dropped. Listing and other small calls are not queued.
  */
 export class ConcurrencyLayer implements Layer {
   private active = 0;
@@ -16,7 +16,7 @@ export class ConcurrencyLayer implements Layer {
   constructor(private readonly limit: number) {}
 
   async call<T>(req: Request, opts: RequestOptions, next: Next<T>, body?: BodySource): Promise<T> {
-    const bulk = req.verb === 'get' || (req.verb === 'put' && (req.size ?? 0) >= BULK_BYTES);
+    const bulk = req.verb === 'get' || req.verb === 'copyTree' || (req.verb === 'put' && (req.size ?? 0) >= BULK_BYTES);
     if (!bulk) return next(opts, body ? { body } : {});
     await this.acquire(opts.signal);
     let held = true;

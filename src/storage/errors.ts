@@ -22,6 +22,17 @@ export class StorageError extends CerberusError {
   }
 }
 
+/**
+ * A server that will not copy a whole folder in one request (403, 405, 501, 502, or a 207
+ * naming members it could not copy): the caller copies file by file instead.
+ */
+export class FolderCopyRefusedError extends StorageError {
+  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, { retryable: false, ...options });
+    this.name = 'FolderCopyRefusedError';
+  }
+}
+
 /** Network-level failures worth another try. */
 const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',

@@ -1,5 +1,6 @@
 export type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
 export { joinPath, removeTree } from './backend.js';
+export { copyFolder, type CopyFolderOptions } from './copy-tree.js';
 export { LocalBackend } from './local.js';
 export { openBackend, rawBackend, type OpenOptions, type OpenTarget } from './open.js';
-export { StorageError, httpStorageError, networkCode, parseRetryAfter } from './errors.js';
+export { FolderCopyRefusedError, StorageError, httpStorageError, networkCode, parseRetryAfter } from './errors.js';

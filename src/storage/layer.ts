@@ -1,13 +1,13 @@
 import { pipeline, type Duplex, type Readable } from 'node:stream';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
 
-export type Verb = 'put' | 'get' | 'stat' | 'list' | 'remove' | 'mkdir' | 'move' | 'copy';
+export type Verb = 'put' | 'get' | 'stat' | 'list' | 'remove' | 'mkdir' | 'move' | 'copy' | 'copyTree';
 
 /** One call as a layer sees it. */
 export interface Request {
   verb: Verb;
   path: string;
-  /** move and copy */
+  /** move, copy and copyTree */
   to?: string;
   /** put */
   size?: number;
@@ -41,6 +41,7 @@ export class LayeredBackend implements Backend {
   readonly capabilities: Capabilities;
   readonly move?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
   readonly copy?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
+  readonly copyTree?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
 
   constructor(
     private readonly inner: Backend,
@@ -55,6 +56,10 @@ export class LayeredBackend implements Backend {
     if (inner.copy) {
       const copy = inner.copy.bind(inner);
       this.copy = (from, to, opts) => this.layer.call<void>({ verb: 'copy', path: from, to }, opts ?? {}, (o) => copy(from, to, o));
+    }
+    if (inner.copyTree) {
+      const copyTree = inner.copyTree.bind(inner);
+      this.copyTree = (from, to, opts) => this.layer.call<void>({ verb: 'copyTree', path: from, to }, opts ?? {}, (o) => copyTree(from, to, o));
     }
   }
 

@@ -35,6 +35,9 @@ export class RetryLayer implements Layer {
 
   async call<T>(req: Request, opts: RequestOptions, next: Next<T>, body?: BodySource): Promise<T> {
     if (req.verb === 'get') return (await this.resumable(req, opts, next as unknown as Next<Readable>)) as unknown as T;
+    // a folder copy that failed halfway leaves part of `to`, which a second try would refuse to
+    // overwrite; copyFolder cleans up and copies file by file, each copy retried on its own
+    if (req.verb === 'copyTree') return next(opts, {});
     return this.attempts(req, opts, () => next(opts, body ? { body } : {}));
   }
 

@@ -391,9 +391,14 @@ function dirPrefix(key: string): string {
   return key === '' ? '' : `${key}/`;
 }
 
-/** x-amz-copy-source is URL-encoded `bucket/key`, '/' kept between segments */
+/**
+ * x-amz-copy-source is URL-encoded `bucket/key`, '/' kept between segments. '=', ':', '@' and
+ * ',' are legal in a URI path and stay literal: servers that decode the header with decodeURI
+ * (s3rver) would otherwise miss every padded base64 name of a Cryptomator vault.
+ */
 export function copySource(bucket: string, key: string): string {
-  return `${encodeURIComponent(bucket)}/${key.split('/').map(encodeURIComponent).join('/')}`;
+  const seg = (s: string) => encodeURIComponent(s).replace(/%(3D|3A|40|2C)/g, (m) => decodeURIComponent(m));
+  return `${encodeURIComponent(bucket)}/${key.split('/').map(seg).join('/')}`;
 }
 
 /** The endpoint without user info, query or a trailing '/': for messages. */

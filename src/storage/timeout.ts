@@ -9,15 +9,22 @@ import { describeRequest, pipeThrough, type Layer, type Next, type Request } fro
  * A download only counts as silent while its reader is waiting for bytes.
  */
 export class TimeoutLayer implements Layer {
+  /**
+   * A folder copy on the server (WebDAV COPY Depth infinity) answers only when every file is
+   * copied, with no progress before: gigabytes of a generation may rightly take this long.
+   */
+  static readonly TREE_COPY_MS = 30 * 60_000;
+
   constructor(
     private readonly target: string,
     private readonly ms: number,
   ) {}
 
   async call<T>(req: Request, opts: RequestOptions, next: Next<T>, body?: BodySource): Promise<T> {
+    const ms = req.verb === 'copyTree' ? Math.max(this.ms, TimeoutLayer.TREE_COPY_MS) : this.ms;
     const controller = new AbortController();
     const timedOut = () =>
-      new StorageError(`target ${this.target}: ${describeRequest(req)}: no response for ${this.ms < 1000 ? `${this.ms} ms` : `${Math.round(this.ms / 1000)}s`}`, {
+      new StorageError(`target ${this.target}: ${describeRequest(req)}: no response for ${ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)}s`}`, {
         retryable: true,
         hint: 'the server or the network stalled; raise the target\'s timeout if it is just slow',
       });
@@ -26,7 +33,7 @@ export class TimeoutLayer implements Layer {
     let settled = false;
     const arm = () => {
       clearTimeout(timer);
-      if (!settled) timer = setTimeout(() => controller.abort(timedOut()), this.ms);
+      if (!settled) timer = setTimeout(() => controller.abort(timedOut()), ms);
     };
     const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
     const progress = () => {

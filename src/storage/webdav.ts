@@ -6,10 +6,12 @@ import { createClient, parseXML, type WebDAVClient } from 'webdav';
 import type { WebdavTargetConfig } from '../config/types.js';
 import { CerberusError } from '../errors.js';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
-import { StorageError, connectionHint, httpStorageError, networkCode } from './errors.js';
+import { FolderCopyRefusedError, StorageError, connectionHint, httpStorageError, networkCode } from './errors.js';
 import { sizedBody, type Window } from './sized.js';
 
 const TMP_PREFIX = '.tmp-';
+/** how servers say no to a COPY of a collection: forbidden, not allowed or implemented, another server (502), or some members failed (207) */
+const FOLDER_COPY_REFUSED = new Set([207, 403, 405, 501, 502]);
 /** cleanup after a failure may not use the caller's signal, which may be why it failed */
 const CLEANUP_TIMEOUT_MS = 10_000;
 
@@ -56,6 +58,8 @@ export class WebdavBackend implements Backend {
   /** the part of rootUrl that must already exist on the server */
   private readonly baseUrl: string;
   private readonly rootSegments: string[];
+  /** folders known to exist, so a vault's thousands of small puts skip a MKCOL each */
+  private readonly knownDirs = new Set<string>();
 
   constructor(private readonly cfg: WebdavTargetConfig) {
     const base = new URL(cfg.url);
@@ -87,7 +91,10 @@ export class WebdavBackend implements Backend {
     const dir = segs.join('/');
     const tmp = [...segs, `${TMP_PREFIX}${randomBytes(6).toString('hex')}-${name}`].join('/');
     const what = `put ${p}`;
-    await this.mkdir(dir, opts);
+    if (!this.knownDirs.has(dir)) {
+      await this.mkdir(dir, opts);
+      this.knownDirs.add(dir);
+    }
 
     const hash = this.cfg.verify === 'readback' ? createHash('sha256') : undefined;
     try {
@@ -164,6 +171,7 @@ export class WebdavBackend implements Backend {
   }
 
   async remove(p: string, opts: RequestOptions = {}): Promise<void> {
+    this.forgetDirs(p);
     const what = `remove ${p}`;
     // DELETE of a collection takes everything in it: look first
     const found = await this.children(what, p, false, opts.signal);
@@ -184,12 +192,43 @@ export class WebdavBackend implements Backend {
     await this.mkcol(`mkdir ${p}`, [...this.rootSegments, ...segments(p)], opts.signal);
   }
 
+  private forgetDirs(p: string): void {
+    const key = segments(p).join('/');
+    for (const d of this.knownDirs) if (d === key || d.startsWith(key + '/') || key === '') this.knownDirs.delete(d);
+  }
+
   async move(from: string, to: string, opts: RequestOptions = {}): Promise<void> {
+    this.forgetDirs(from);
     await this.transfer('MOVE', `move ${from} → ${to}`, from, to, opts.signal);
   }
 
   async copy(from: string, to: string, opts: RequestOptions = {}): Promise<void> {
     await this.transfer('COPY', `copy ${from} → ${to}`, from, to, opts.signal);
+  }
+
+  async copyTree(from: string, to: string, opts: RequestOptions = {}): Promise<void> {
+    const what = `copy folder ${from} → ${to}`;
+    const dest = segments(to);
+    if (dest.length === 0) throw new CerberusError('INTERNAL', `cannot copy a folder onto the root of ${this.description}`);
+    await this.mkcol(what, [...this.rootSegments, ...dest.slice(0, -1)], opts.signal);
+    try {
+      await this.command(what, {
+        method: 'COPY',
+        url: this.url(from, true),
+        headers: { Destination: this.url(to, true), Overwrite: 'F', Depth: 'infinity' },
+        signal: opts.signal,
+      });
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      if (err.status === 412) throw new StorageError(`target ${this.cfg.name}: ${what}: ${to} exists`, { retryable: false, status: 412, cause: err });
+      if (err.status !== undefined && FOLDER_COPY_REFUSED.has(err.status)) {
+        throw new FolderCopyRefusedError(`target ${this.cfg.name}: ${what}: the server does not copy whole folders (HTTP ${err.status})`, {
+          status: err.status,
+          cause: err,
+        });
+      }
+      throw err;
+    }
   }
 
   private async transfer(method: 'MOVE' | 'COPY', what: string, from: string, to: string, signal: AbortSignal | undefined): Promise<void> {

@@ -2,8 +2,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Config, type JobConfig, loadConfig, selectJob } from '../../src/config/index.js';
+import { type Config, type JobConfig, type OpenpgpEncryption, loadConfig, selectJob } from '../../src/config/index.js';
 import { CerberusError } from '../../src/errors.js';
+
+function pgp(job: JobConfig): OpenpgpEncryption {
+  if (job.encryption.kind !== 'openpgp') throw new Error('expected an openpgp job');
+  return job.encryption;
+}
 
 let tmp: string;
 let home: string;
@@ -143,7 +148,7 @@ describe('loadConfig: paths', () => {
       );
       const dir = path.join(tmp, 'conf');
       expect(job.source.paths).toEqual([path.join(dir, 'docs'), path.join(home, 'notes'), path.join(dir, 'photos'), '/abs/music']);
-      expect(job.encryption.recipients).toEqual([path.join(dir, 'keys/cerberus.pub.asc'), path.join(home, '.keys/b.asc')]);
+      expect(pgp(job).recipients).toEqual([path.join(dir, 'keys/cerberus.pub.asc'), path.join(home, '.keys/b.asc')]);
       expect(job.targets.map((t) => (t.type === 'local' ? t.path : undefined))).toEqual([path.join(tmp, 'backup'), home]);
     } finally {
       process.chdir(before);
@@ -192,7 +197,7 @@ describe('loadConfig: ${VAR} interpolation', () => {
 
   it('escapes $${ to a literal ${ and leaves other $ alone', async () => {
     const job = await loadJob(withPass.replace('${BACKUP_PASS}', () => '"$${NOT_A_VAR} costs $5"'));
-    expect(job.encryption.passphrase).toBe('${NOT_A_VAR} costs $5');
+    expect(pgp(job).passphrase).toBe('${NOT_A_VAR} costs $5');
   });
 
   it('rejects a malformed reference', async () => {
@@ -204,7 +209,7 @@ describe('loadConfig: ${VAR} interpolation', () => {
 
   it('cannot inject YAML structure', async () => {
     const job = await loadJob(withPass, { BACKUP_PASS: 'x }\n    volumeSize: 4KiB\n#' });
-    expect(job.encryption.passphrase).toBe('x }\n    volumeSize: 4KiB\n#');
+    expect(pgp(job).passphrase).toBe('x }\n    volumeSize: 4KiB\n#');
     expect(job.volumeSize).toBe(512 * 2 ** 20);
   });
 
@@ -236,11 +241,11 @@ describe('loadConfig: .env', () => {
     process.chdir(cwd);
     try {
       let job = await loadJob(withVars);
-      expect(job.encryption.passphrase).toBe('from-config-dir');
+      expect(pgp(job).passphrase).toBe('from-config-dir');
       expect(job.source.paths).toEqual(['/data/conf']);
 
       job = await loadJob(withVars, { PASS: 'from-env' });
-      expect(job.encryption.passphrase).toBe('from-env');
+      expect(pgp(job).passphrase).toBe('from-env');
 
       job = await loadJob(withVars.replace('${WHICH}', '${ONLY_CWD}'));
       expect(job.source.paths).toEqual(['/data/yes']);
@@ -254,7 +259,7 @@ describe('loadConfig: .env', () => {
   it('ignores a .env folder (a Python virtualenv)', async () => {
     await mkdir(path.join(tmp, 'conf/.env'), { recursive: true });
     const job = await loadJob(withVars, { PASS: 'p', WHICH: 'w' });
-    expect(job.encryption.passphrase).toBe('p');
+    expect(pgp(job).passphrase).toBe('p');
   });
 });
 
@@ -466,5 +471,42 @@ describe('selectJob', () => {
     expect(selectJob(c, 'photos').name).toBe('photos');
     expect(fails(() => selectJob(c, undefined)).message).toContain('documents, photos');
     expect(fails(() => selectJob(c, 'music')).message).toContain('documents, photos');
+  });
+});
+
+describe('encryption kind cryptomator', () => {
+  const CRYPTOMATOR = MINIMAL.replace(
+    'encryption: { kind: openpgp, recipients: [/keys/cerberus.pub.asc] }',
+    'encryption: { kind: cryptomator, password: "${VAULT_PASSWORD}" }',
+  );
+
+  it('takes the vault password from the environment', async () => {
+    const job = await loadJob(CRYPTOMATOR, { VAULT_PASSWORD: 'pässword' });
+    expect(job.encryption).toEqual({ kind: 'cryptomator', password: 'pässword' });
+  });
+
+  it('names a missing or empty password, and keys that belong to OpenPGP', async () => {
+    expect((await loadError(CRYPTOMATOR)).message).toMatch(/VAULT_PASSWORD/);
+    expect((await loadError(CRYPTOMATOR, { VAULT_PASSWORD: '' })).message).toMatch(/jobs\.documents\.encryption\.password: the vault password is empty/);
+    const noPassword = CRYPTOMATOR.replace(', password: "${VAULT_PASSWORD}"', '');
+    expect((await loadError(noPassword)).message).toMatch(/encryption\.password: needs the vault password/);
+    const mixed = CRYPTOMATOR.replace('password: "${VAULT_PASSWORD}"', 'password: x, recipients: [/k.asc]');
+    expect((await loadError(mixed)).message).toMatch(/encryption\.recipients: unknown key/);
+  });
+
+  it('refuses an unknown kind, saying which exist', async () => {
+    const err = await loadError(CRYPTOMATOR.replace('kind: cryptomator', 'kind: veracrypt'), { VAULT_PASSWORD: 'x' });
+    expect(err.message).toMatch(/encryption\.kind.*(openpgp or cryptomator|"openpgp"|cryptomator)/);
+  });
+
+  it('the examples in examples/ load', async () => {
+    const env = { VAULT_PASSWORD: 'v', PCLOUD_USER: 'u', PCLOUD_PASSWORD: 'p', DAV_USER: 'u', DAV_PASSWORD: 'p', S3_KEY: 'k', S3_SECRET: 's', PCLOUD_PASS: 'p' };
+    const dir = path.resolve(import.meta.dirname, '../../examples');
+    for (const name of ['cryptomator.yaml', 'three-targets.yaml', 'quickstart.yaml']) {
+      const config = await loadConfig(path.join(dir, name), { HOME: home, ...env }).catch((err: unknown) => {
+        throw new Error(`${name}: ${(err as Error).message}`);
+      });
+      expect(config.jobs.size).toBeGreaterThan(0);
+    }
   });
 });

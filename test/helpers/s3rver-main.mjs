@@ -23,6 +23,17 @@ utils.walk = function* walk(dir, recurseFilter) {
     else if (holdsObject(p)) yield path.posix.join(p, OBJECT);
   }
 };
+// s3rver 3.7.1 bug: CopyObject decodes x-amz-copy-source with decodeURI, which leaves
+// %23 %3F %2B %3D (# ? + =) encoded, so keys holding them (every Cryptomator name ends in
+// base64 '=' padding) are "not found". S3 decodes them. Re-encoded here so decodeURI gives
+// the key S3 would see.
+const objectController = require('s3rver/lib/controllers/object.js');
+const putObjectCopy = objectController.putObjectCopy;
+objectController.putObjectCopy = function patchedPutObjectCopy(ctx) {
+  const raw = ctx.headers['x-amz-copy-source'];
+  if (typeof raw === 'string') ctx.headers['x-amz-copy-source'] = encodeURI(decodeURIComponent(raw));
+  return putObjectCopy.call(this, ctx);
+};
 const S3rver = require('s3rver');
 
 const { port, directory, bucket } = JSON.parse(process.argv[2] ?? '{}');

@@ -34,6 +34,7 @@ afterEach(async () => {
 function info(id: string, level: Level, parent: string | null, chain: string[]): GenerationInfo {
   return {
     format: 1,
+    kind: 'openpgp',
     id,
     level,
     parent,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TargetConfig, TargetTransport } from '../../src/config/index.js';
-import { openBackend, type Backend } from '../../src/storage/index.js';
+import { copyFolder, joinPath, openBackend, type Backend } from '../../src/storage/index.js';
 import { startApache, type ApacheServer } from '../helpers/apache.js';
 import { startS3rver, type S3Server } from '../helpers/s3rver.js';
 import { TEST_TMP } from '../helpers/cli.js';
@@ -19,6 +19,8 @@ const transport: TargetTransport = { retries: 2, timeoutMs: 30_000, concurrency:
 
 interface Subject {
   name: string;
+  /** how copyFolder copies on this backend */
+  folderCopy: 'tree' | 'files';
   setup(): Promise<TargetConfig>;
   teardown(): Promise<void>;
 }
@@ -30,6 +32,7 @@ let localDir: string | undefined;
 const subjects: Subject[] = [
   {
     name: 'local',
+    folderCopy: 'tree',
     async setup() {
       localDir = await fsp.mkdtemp(path.join(TEST_TMP, 'cerberus-conf-local-'));
       return { name: 'usb', type: 'local', path: localDir, ...transport };
@@ -40,6 +43,7 @@ const subjects: Subject[] = [
   },
   {
     name: 'webdav (Apache mod_dav)',
+    folderCopy: 'tree',
     async setup() {
       apache = await startApache();
       return {
@@ -53,6 +57,8 @@ const subjects: Subject[] = [
   },
   {
     name: 's3 (s3rver)',
+    // S3 has no folders to copy: CopyObject per file
+    folderCopy: 'files',
     async setup() {
       s3 = await startS3rver({ bucket: 'backups' });
       return {
@@ -91,6 +97,21 @@ function bigStream(size: number, seed: Buffer): Readable {
       this.push(chunk);
     },
   });
+}
+
+/** every file under dir with its size, by path relative to dir */
+async function tree(backend: Backend, dir: string, rel = ''): Promise<Array<[string, number]>> {
+  const out: Array<[string, number]> = [];
+  for (const e of await backend.list(joinPath(dir, rel))) {
+    const p = joinPath(rel, e.name);
+    if (e.isDir) out.push(...(await tree(backend, dir, p)));
+    else out.push([p, e.size]);
+  }
+  return out;
+}
+
+async function inBatches<T>(items: T[], n: number, each: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += n) await Promise.all(items.slice(i, i + n).map(each));
 }
 
 async function sha256Of(stream: Readable): Promise<{ hash: string; size: number }> {
@@ -208,6 +229,53 @@ for (const subject of subjects) {
       await backend.copy('cp/src', 'cp/dst');
       expect((await readAll(backend, 'cp/dst')).equals(data)).toBe(true);
       expect((await readAll(backend, 'cp/src')).equals(data)).toBe(true);
+    });
+
+    it('copies a whole folder on the server side; changing the copy leaves the source alone', async () => {
+      const files = new Map<string, Buffer>([
+        ['empty', Buffer.alloc(0)],
+        ['big.bin', randomBytes(200 * 1024)],
+        // (s3rver-main.mjs mends s3rver's CopyObject decoding of '#', '?' and '+')
+        ['café ☕/日本 100% sure.c9r', Buffer.from('unicode')],
+        ['c9r/Zm9v#b?a+r==.c9r', Buffer.from('cryptomator-like name')],
+        ['a/b/c/deep.txt', Buffer.from('deep')],
+      ]);
+      for (let d = 0; d < 20; d++) {
+        for (let i = 0; i < 15; i++) files.set(`d${String(d).padStart(2, '0')}/f${String(i).padStart(2, '0')}`, randomBytes(20 + d * 15 + i));
+      }
+      // folders first: many puts racing to MKCOL one folder is not what this is about
+      for (const dir of new Set([...files.keys()].map((p) => p.split('/').slice(0, -1).join('/')))) await backend.mkdir(`ct/src/${dir}`);
+      await inBatches([...files], 16, ([p, data]) => put(backend, `ct/src/${p}`, data));
+      const source = await tree(backend, 'ct/src');
+      expect(source).toHaveLength(files.size);
+
+      let reported = 0;
+      const way = await copyFolder(backend, 'ct/src', 'ct/gen/2', { onFile: (n) => (reported = n) });
+      expect(way).toBe(subject.folderCopy);
+      expect(reported).toBe(way === 'files' ? files.size : 0);
+      expect(await tree(backend, 'ct/gen/2')).toEqual(source);
+      await inBatches([...files], 16, async ([p, data]) => {
+        expect((await readAll(backend, `ct/gen/2/${p}`)).equals(data), p).toBe(true);
+      });
+
+      // a hard-linked copy must be replaced by a put, never written through
+      await put(backend, 'ct/gen/2/big.bin', Buffer.from('changed'));
+      await put(backend, 'ct/gen/2/d01/new', Buffer.from('new'));
+      await backend.remove('ct/gen/2/d00/f00');
+      expect(await tree(backend, 'ct/src')).toEqual(source);
+      expect((await readAll(backend, 'ct/src/big.bin')).equals(files.get('big.bin')!)).toBe(true);
+      expect((await readAll(backend, 'ct/src/d00/f00')).equals(files.get('d00/f00')!)).toBe(true);
+      expect((await readAll(backend, 'ct/gen/2/big.bin')).toString()).toBe('changed');
+    });
+
+    it('copies a folder only where nothing is, leaving an existing one untouched', async () => {
+      await put(backend, 'cx/src/a', Buffer.from('a'));
+      await put(backend, 'cx/src/sub/b', Buffer.from('b'));
+      await put(backend, 'cx/dst/keep', Buffer.from('keep'));
+      await expect(copyFolder(backend, 'cx/src', 'cx/dst')).rejects.toThrow(/exists/);
+      expect(await tree(backend, 'cx/dst')).toEqual([['keep', 4]]);
+      expect((await readAll(backend, 'cx/dst/keep')).toString()).toBe('keep');
+      expect(await tree(backend, 'cx/src')).toEqual([['a', 1], ['sub/b', 1]]);
     });
 
     it('takes concurrent puts', async () => {

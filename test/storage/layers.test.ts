@@ -58,7 +58,7 @@ type Fault =
 class Faulty implements Backend {
   readonly description = 'faulty';
   readonly capabilities: Capabilities;
-  readonly calls: Record<Verb, number> = { put: 0, get: 0, stat: 0, list: 0, remove: 0, mkdir: 0, move: 0, copy: 0 };
+  readonly calls: Record<Verb, number> = { put: 0, get: 0, stat: 0, list: 0, remove: 0, mkdir: 0, move: 0, copy: 0, copyTree: 0 };
   /** the range of every get, as it reached the backend */
   readonly ranges: Array<ByteRange | undefined> = [];
   /** the first chunk of every put body, as it reached the backend */
@@ -717,5 +717,60 @@ describe('openBackend', () => {
     await b.remove('g/2/vol.gpg');
     await b.remove('g/2');
     expect(await b.list('g')).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('copyTree through the layers', () => {
+  /** `local` with copyTree replaced, or removed when undefined */
+  const withTree = (copyTree: Backend['copyTree']): Backend => Object.assign(Object.create(local) as LocalBackend, { copyTree });
+
+  it('is offered only where the backend below has it', () => {
+    expect(new LayeredBackend(local, new LoggingLayer('nas', () => undefined)).copyTree).toBeTypeOf('function');
+    expect(new LayeredBackend(withTree(undefined), new LoggingLayer('nas', () => undefined)).copyTree).toBeUndefined();
+  });
+
+  it('gets the long folder-copy limit from the timeout layer, not the idle timeout', async () => {
+    await store('g/1/v', Buffer.from('v'));
+    const slow = withTree(async (from, to) => {
+      await sleep(300);
+      return local.copyTree(from, to);
+    });
+    const b = new LayeredBackend(slow, new TimeoutLayer('nas', 50));
+    await b.copyTree!('g/1', 'g/2');
+    expect(await fsp.readFile(path.join(root, 'g/2/v'), 'utf8')).toBe('v');
+    expect(TimeoutLayer.TREE_COPY_MS).toBeGreaterThanOrEqual(30 * 60_000);
+  });
+
+  it('holds one concurrency slot while it runs', async () => {
+    await store('g/1/v', Buffer.from('v'));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const b = new LayeredBackend(
+      withTree(async (from, to) => {
+        await gate;
+        return local.copyTree(from, to);
+      }),
+      new ConcurrencyLayer(1),
+    );
+    const copying = b.copyTree!('g/1', 'g/2');
+    let got = false;
+    const reading = b.get('g/1/v').then((s) => {
+      got = true;
+      return collect(s);
+    });
+    await sleep(50);
+    expect(got).toBe(false);
+    release();
+    await copying;
+    expect((await reading).toString()).toBe('v');
+  });
+
+  it('writes one log line', async () => {
+    await store('g/1/v', Buffer.from('v'));
+    const lines: string[] = [];
+    await new LayeredBackend(local, new LoggingLayer('nas', (m) => lines.push(m))).copyTree!('g/1', 'g/2');
+    expect(lines).toEqual([expect.stringMatching(/^nas: copyTree g\/1 → g\/2: ok in \d+ ms$/)]);
   });
 });

@@ -370,14 +370,14 @@ describe('S3Backend against s3rver', () => {
       }
     });
 
-    it("encodes '#', '?' and '+' in CopySource; s3rver cannot decode them (its quirk, not S3's)", async () => {
-      expect(copySource('bkt', 'a b/c#d?e%f+g/ü')).toBe('bkt/a%20b/c%23d%3Fe%25f%2Bg/%C3%BC');
-      // s3rver reads x-amz-copy-source with decodeURI, which leaves %23, %3F and %2B as they
-      // are, so it looks for a key with a literal "%23" in it; S3 decodes the header fully
-      for (const name of ['hash#tag', 'what?', 'plus+sign']) {
-        await put(`c/${name}`, 'x');
-        const e = await errorOf(b.copy!(`c/${name}`, 'c/copied'));
-        expect(e.code).toBe('NOT_FOUND');
+    it("encodes '#', '?' and '+' in CopySource, and copies such keys and '=' ones", async () => {
+      expect(copySource('bkt', 'a b/c#d?e%f+g/ü=')).toBe('bkt/a%20b/c%23d%3Fe%25f%2Bg/%C3%BC=');
+      // s3rver alone cannot find these (it decodes the header with decodeURI; S3 decodes it
+      // fully); test/helpers/s3rver-main.mjs mends that, so this checks our encoding end to end
+      for (const name of ['hash#tag', 'what?', 'plus+sign', 'padded==.c9r']) {
+        await put(`c/${name}`, name);
+        await b.copy!(`c/${name}`, `c/copied-${name}`);
+        expect((await read(`c/copied-${name}`)).toString()).toBe(name);
       }
     });
 

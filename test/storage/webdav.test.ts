@@ -8,10 +8,12 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebdavTargetConfig } from '../../src/config/types.js';
 import { describeError } from '../../src/errors.js';
-import { StorageError } from '../../src/storage/errors.js';
+import { copyFolder } from '../../src/storage/copy-tree.js';
+import { FolderCopyRefusedError, StorageError } from '../../src/storage/errors.js';
 import { openBackend } from '../../src/storage/open.js';
 import { WebdavBackend } from '../../src/storage/webdav.js';
 import { startApache, type ApacheServer } from '../helpers/apache.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { errorOf } from '../helpers/errors.js';
 
 let server: ApacheServer;
@@ -254,6 +256,71 @@ describe('WebdavBackend against Apache mod_dav', () => {
     await put(b, 'c/other', 'other');
     expect((await errorOf(b.copy('c/src', 'c/other'))).message).toMatch(/exists/);
     expect(await fsp.readFile(path.join(dir, 'c/other'), 'utf8')).toBe('other');
+  });
+
+  it('copies a folder in one COPY with Depth infinity, creating parents, refusing to overwrite', async () => {
+    const { b, cfg, dir } = target();
+    await put(b, 'g/1/a', 'A');
+    await put(b, 'g/1/d/ü b', 'B');
+    await b.mkdir('g/1/empty');
+    await b.copyTree('g/1', 'h/2/3');
+    expect(await everything(path.join(dir, 'h/2/3'))).toEqual(['a', 'd', 'd/ü b', 'empty']);
+    expect(await fsp.readFile(path.join(dir, 'h/2/3/d/ü b'), 'utf8')).toBe('B');
+    const copies = (await requestsFor(cfg)).filter((l) => l.startsWith('"COPY '));
+    expect(copies).toHaveLength(1);
+    expect(copies[0]).toMatch(/^"COPY \S+\/g\/1\/ HTTP\/1\.1" 201 .* depth=infinity$/);
+
+    const e = await errorOf(b.copyTree('g/1', 'h/2/3'));
+    expect(e.message).toMatch(/exists/);
+    expect(e).not.toBeInstanceOf(FolderCopyRefusedError);
+    expect((await errorOf(b.copyTree('missing', 'elsewhere'))).code).toBe('NOT_FOUND');
+  });
+
+  for (const status of [403, 207]) {
+    it(`copies file by file when the server refuses a folder COPY (${status}), leaving nothing else behind`, async () => {
+      const fault = await startFaultProxy(server.url);
+      try {
+        const { b: direct, cfg, dir } = target();
+        const b = openBackend({ ...cfg, url: fault.url, retries: 2 }, { retryBaseDelayMs: 1 });
+        const files = new Map<string, string>([['top', 'T'], ['empty-file', '']]);
+        for (let d = 0; d < 4; d++) for (let i = 0; i < 5; i++) files.set(`d${d}/sub ü/f${i}`, `file ${d}.${i}`);
+        for (const [p, data] of files) await put(direct, `src/${p}`, data);
+        await direct.mkdir('src/empty');
+        // a folder COPY names the collection, with its trailing '/'; a file COPY does not
+        fault.faults.push({ kind: 'status', status, method: 'COPY', path: /\/$/, times: Infinity, ...(status === 207 ? { body: '<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response><D:href>/x</D:href><D:status>HTTP/1.1 423 Locked</D:status></D:response></D:multistatus>' } : {}) });
+
+        let reported = 0;
+        expect(await copyFolder(b, 'src', 'gen/2', { parallel: 3, onFile: (n) => (reported = n) })).toBe('files');
+        expect(reported).toBe(files.size);
+        const refused = fault.requests.filter((r) => r.fault === 'status');
+        expect(refused).toHaveLength(1);
+        expect(refused[0]).toMatchObject({ method: 'COPY', status });
+        expect(await everything(path.join(dir, 'gen/2'))).toEqual(await everything(path.join(dir, 'src')));
+        for (const [p, data] of files) expect(await fsp.readFile(path.join(dir, 'gen/2', p), 'utf8')).toBe(data);
+        expect(await everything(dir)).not.toContainEqual(expect.stringMatching(/\.tmp-/));
+        const copies = (await requestsFor(cfg)).filter((l) => l.startsWith('"COPY '));
+        expect(copies).toHaveLength(files.size);
+        for (const l of copies) expect(l).toMatch(/ 201 .* depth=0$/);
+      } finally {
+        await fault.stop();
+      }
+    });
+  }
+
+  it('says a refused folder COPY is one, not retryable', async () => {
+    const fault = await startFaultProxy(server.url);
+    try {
+      const { b: direct, cfg } = target();
+      await put(direct, 's/x', 'x');
+      for (const status of [403, 405, 501, 502]) {
+        fault.faults.push({ kind: 'status', status, method: 'COPY' });
+        const e = await errorOf(new WebdavBackend({ ...cfg, url: fault.url }).copyTree('s', `t${status}`));
+        expect(e, String(status)).toBeInstanceOf(FolderCopyRefusedError);
+        expect(e).toMatchObject({ status, retryable: false });
+      }
+    } finally {
+      await fault.stop();
+    }
   });
 
   it('reports a missing object as NOT_FOUND', async () => {

@@ -8,8 +8,10 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .summary('create the repository on every target of a job')
     .description(
       'Create the repository on every target of the job: cerberus.json (what kind of repository,\n' +
-        'which keys; no secrets) and RESTORE.md (how to restore with gpg and tar alone).\n' +
-        'Running it again on a ready target changes nothing.',
+        'which keys; no secrets) and RESTORE.md (how to restore with standard tools alone: gpg and\n' +
+        'tar, or the Cryptomator app). A Cryptomator repository also gets its masterkey here, once,\n' +
+        'protected by the vault password. Running it again on a ready target changes nothing\n' +
+        '(and checks the keys or password still fit).',
     )
     .action(async (opts: JobOptions) => {
       const job = await loadJob(ctx, opts);

@@ -24,7 +24,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const out: Array<{ target: string; removed: string[]; kept: string[] }> = [];
       for (const target of job.targets) {
         const backend = storageFor(ctx, reporter)(target);
-        await requireDescriptor(backend, target.name);
+        await requireDescriptor(backend, target.name, job.encryption.kind);
         const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus prune --job ${job.name}`, (m) => reporter.notice(m));
         try {
           reporter.phase(`prune ${target.name}${opts.dryRun ? ' (dry run)' : ''}`);

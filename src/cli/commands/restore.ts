@@ -21,8 +21,9 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       'Restore a restore point into a folder. Files are written to a hidden staging folder inside\n' +
         '--to, checked against the manifest\'s sha256, and moved into place only when all is well:\n' +
         'a failed restore leaves nothing behind that looks complete.\n\n' +
-        'The private key comes from --key or $CERBERUS_PRIVATE_KEY_FILE, its passphrase from\n' +
-        '$CERBERUS_KEY_PASSPHRASE (or the file in $CERBERUS_KEY_PASSPHRASE_FILE).',
+        'OpenPGP: the private key comes from --key or $CERBERUS_PRIVATE_KEY_FILE, its passphrase from\n' +
+        '$CERBERUS_KEY_PASSPHRASE (or the file in $CERBERUS_KEY_PASSPHRASE_FILE).\n' +
+        'Cryptomator: the vault password comes from the config (encryption.password); no key needed.',
     )
     .option('-t, --target <name>', 'the target to restore from (default: the job\'s first)')
     .requiredOption('--at <point>', 'latest, a date YYYY-MM-DD (newest point on or before that day), or an id')
@@ -34,14 +35,14 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .addHelpText('after', '\nExamples:\n  cerberus restore -c cerberus.yaml --at latest --to /tmp/restore --key keys/cerberus.key.asc\n  cerberus restore -c cerberus.yaml --at 2026-11-01 --to /tmp/r --path "invoices/**"')
     .action(async (opts: RestoreOptions) => {
       const job = await loadJob(ctx, opts);
-      const opening = await openingFor(job, opts.key, ctx.env);
+      const opening = job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const result = await runRestore(job, {
         at: opts.at,
         to: opts.to,
         paths: opts.path,
         overwrite: Boolean(opts.overwrite),
-        opening,
+        ...(opening ? { opening } : {}),
         reporter,
         open: storageFor(ctx, reporter),
         ...(opts.target !== undefined ? { target: opts.target } : {}),

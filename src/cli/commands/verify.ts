@@ -10,14 +10,15 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .description(
       'Quick (default, no key needed): the structure, every chain, and every file against its\n' +
         'SHA256SUMS. --full: also decrypt everything and check every file against the manifest\n' +
-        '(needs the private key, as for restore). Exit 1 when anything is wrong.',
+        '(needs the private key, as for restore; a Cryptomator repository uses the vault password\n' +
+        'from the config and walks each vault as the Cryptomator apps do). Exit 1 when anything is wrong.',
     )
     .option('--full', 'decrypt and check every file')
     .option('--key <file>', 'the private key file, for --full')
     .option('--json', 'print the result as JSON on stdout')
     .action(async (opts: JobOptions & { full?: boolean; key?: string; json?: boolean }) => {
       const job = await loadJob(ctx, opts);
-      const opening = opts.full ? await openingFor(job, opts.key, ctx.env) : undefined;
+      const opening = opts.full && job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const result = await runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter, open: storageFor(ctx, reporter) });
       if (opts.json) printJson(ctx, result);

@@ -104,21 +104,6 @@ function decryptHeader(combo: CipherCombo, keys: CryptomatorKeys, raw: Buffer): 
   return { nonce, contentKey: Buffer.from(payload.subarray(8, 40)) };
 }
 
-function encryptChunk(combo: CipherCombo, keys: CryptomatorKeys, header: Header, index: number, clear: Buffer): Buffer {
-  const { nonceSize } = LAYOUT[combo];
-  const nonce = randomBytes(nonceSize);
-  if (combo === 'SIV_GCM') {
-    const c = createCipheriv('aes-256-gcm', header.contentKey, nonce);
-    c.setAAD(Buffer.concat([indexBytes(index), header.nonce]));
-    const ct = Buffer.concat([c.update(clear), c.final()]);
-    return Buffer.concat([nonce, ct, c.getAuthTag()]);
-  }
-  const c = createCipheriv('aes-256-ctr', header.contentKey, nonce);
-  const ct = Buffer.concat([c.update(clear), c.final()]);
-  const mac = createHmac('sha256', keys.macKey).update(header.nonce).update(indexBytes(index)).update(nonce).update(ct).digest();
-  return Buffer.concat([nonce, ct, mac]);
-}
-
 function decryptChunk(
   combo: CipherCombo,
   keys: CryptomatorKeys,
@@ -146,28 +131,109 @@ function decryptChunk(
   return Buffer.concat([d.update(ct), d.final()]);
 }
 
-/** Gathers input into fixed-size pieces without growing past one piece plus one write. */
-class Accumulator {
-  private parts: Buffer[] = [];
-  length = 0;
-  push(b: Buffer): void {
-    this.parts.push(b);
-    this.length += b.length;
+/**
+ * One chunk sealed straight into `out` at `off` (nonce ‖ ciphertext ‖ tag), the nonce already
+ * there. The streams batch every chunk of one input write into one output buffer: per 32 KiB
+ * chunk the older code made five to seven Buffers, and their garbage cost more than the AES.
+ * `aad` is the stream's reusable index ‖ header-nonce buffer (GCM only).
+ */
+function sealInto(combo: CipherCombo, keys: CryptomatorKeys, header: Header, index: number, clear: Buffer, out: Buffer, off: number, aad: Buffer): void {
+  const { nonceSize } = LAYOUT[combo];
+  const nonce = out.subarray(off, off + nonceSize);
+  const at = off + nonceSize;
+  if (combo === 'SIV_GCM') {
+    writeIndex(aad, index);
+    const c = createCipheriv('aes-256-gcm', header.contentKey, nonce);
+    c.setAAD(aad);
+    copyExact(c.update(clear), out, at, clear.length);
+    c.final(); // GCM gives no bytes here, only the tag
+    c.getAuthTag().copy(out, at + clear.length);
+    return;
   }
-  take(n: number): Buffer {
-    const all = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.length);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.parts = rest.length > 0 ? [rest] : [];
-    this.length = rest.length;
-    return out;
-  }
+  const c = createCipheriv('aes-256-ctr', header.contentKey, nonce);
+  copyExact(c.update(clear), out, at, clear.length);
+  const ct = out.subarray(at, at + clear.length);
+  createHmac('sha256', keys.macKey).update(header.nonce).update(indexBytes(index)).update(nonce).update(ct).digest().copy(out, at + clear.length);
 }
 
-/** Cleartext in, Cryptomator ciphertext out. An empty input yields the header alone, as Cryptomator writes it. */
+/** Opens one sealed chunk into `out` at `off`; false when it does not authenticate (nothing usable written). */
+function openInto(combo: CipherCombo, keys: CryptomatorKeys, header: Header, index: number, raw: Buffer, out: Buffer, off: number, aad: Buffer): boolean {
+  const { nonceSize, tagSize } = LAYOUT[combo];
+  const nonce = raw.subarray(0, nonceSize);
+  const ct = raw.subarray(nonceSize, raw.length - tagSize);
+  const tag = raw.subarray(raw.length - tagSize);
+  if (combo === 'SIV_GCM') {
+    writeIndex(aad, index);
+    const d = createDecipheriv('aes-256-gcm', header.contentKey, nonce);
+    d.setAAD(aad);
+    d.setAuthTag(tag);
+    const clear = d.update(ct);
+    try {
+      d.final();
+    } catch {
+      return false;
+    }
+    copyExact(clear, out, off, ct.length);
+    return true;
+  }
+  const mac = createHmac('sha256', keys.macKey).update(header.nonce).update(indexBytes(index)).update(nonce).update(ct).digest();
+  if (!macEqual(mac, tag)) return false;
+  copyExact(createDecipheriv('aes-256-ctr', header.contentKey, nonce).update(ct), out, off, ct.length);
+  return true;
+}
+
+/** AAD = chunk index (big-endian 64 bit) ‖ header nonce; the nonce part is written once per stream. */
+function writeIndex(aad: Buffer, index: number): void {
+  aad.writeUInt32BE(Math.floor(index / 0x1_0000_0000), 0);
+  aad.writeUInt32BE(index >>> 0, 4);
+}
+
+function aadFor(header: Header): Buffer {
+  const aad = Buffer.alloc(8 + header.nonce.length);
+  header.nonce.copy(aad, 8);
+  return aad;
+}
+
+/** CTR and GCM are stream modes: update() returns exactly as many bytes as it was given. */
+function copyExact(from: Buffer, out: Buffer, off: number, n: number): void {
+  if (from.length !== n) throw new CerberusError('INTERNAL', `cipher returned ${from.length} bytes for ${n}`);
+  from.copy(out, off);
+}
+
+/**
+ * One output buffer: `head` (the file header, if it goes out now), then each cleartext piece
+ * sealed as the next chunk, numbered from `first`.
+ */
+function sealChunks(combo: CipherCombo, keys: CryptomatorKeys, header: Header, aad: Buffer, first: number, pieces: Buffer[], head?: Buffer): Buffer {
+  const over = chunkOverhead(combo);
+  const { nonceSize } = LAYOUT[combo];
+  let size = head?.length ?? 0;
+  for (const p of pieces) size += p.length + over;
+  const out = Buffer.allocUnsafe(size);
+  let off = head ? head.copy(out, 0) : 0;
+  // every nonce in one call: randomFillSync per chunk showed in profiles
+  const nonces = randomBytes(nonceSize * pieces.length);
+  for (let i = 0; i < pieces.length; i++) {
+    const p = pieces[i]!;
+    nonces.copy(out, off, i * nonceSize, (i + 1) * nonceSize);
+    sealInto(combo, keys, header, first + i, p, out, off, aad);
+    off += p.length + over;
+  }
+  return out;
+}
+
+/**
+ * Cleartext in, Cryptomator ciphertext out. An empty input yields the header alone, as Cryptomator
+ * writes it. Each write gives at most one output buffer (the header rides with the first), so a
+ * small file is one chunk downstream, and a 1 MiB read one 1 MiB write.
+ */
 export class EncryptStream extends Transform {
   private readonly header: Header;
-  private readonly pending = new Accumulator();
+  private readonly aad: Buffer;
+  private headerBytes: Buffer | undefined;
+  /** the cleartext of an unfinished chunk, when a write ended inside one */
+  private pending: Buffer | undefined;
+  private fill = 0;
   private index = 0;
 
   constructor(
@@ -176,21 +242,47 @@ export class EncryptStream extends Transform {
   ) {
     super();
     this.header = { nonce: randomBytes(LAYOUT[combo].nonceSize), contentKey: randomBytes(32) };
-    this.push(encryptHeader(combo, keys, this.header));
+    this.headerBytes = encryptHeader(combo, keys, this.header);
+    this.aad = aadFor(this.header);
+  }
+
+  private seal(pieces: Buffer[]): Buffer {
+    const out = sealChunks(this.combo, this.keys, this.header, this.aad, this.index, pieces, this.headerBytes);
+    this.index += pieces.length;
+    this.headerBytes = undefined;
+    return out;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.pending.push(chunk);
-    while (this.pending.length >= CLEARTEXT_CHUNK_SIZE) {
-      this.push(encryptChunk(this.combo, this.keys, this.header, this.index++, this.pending.take(CLEARTEXT_CHUNK_SIZE)));
+    const pieces: Buffer[] = [];
+    let pos = 0;
+    if (this.fill > 0) {
+      const n = Math.min(CLEARTEXT_CHUNK_SIZE - this.fill, chunk.length);
+      chunk.copy(this.pending!, this.fill, 0, n);
+      this.fill += n;
+      pos = n;
+      if (this.fill === CLEARTEXT_CHUNK_SIZE) {
+        pieces.push(this.pending!);
+        this.fill = 0;
+      }
+    }
+    // whole chunks straight from the input, without copying them first
+    for (; chunk.length - pos >= CLEARTEXT_CHUNK_SIZE; pos += CLEARTEXT_CHUNK_SIZE) pieces.push(chunk.subarray(pos, pos + CLEARTEXT_CHUNK_SIZE));
+    if (pieces.length > 0) this.push(this.seal(pieces));
+    // sealed above, so the pending buffer is free again for the tail
+    if (pos < chunk.length) {
+      this.pending ??= Buffer.allocUnsafe(CLEARTEXT_CHUNK_SIZE);
+      chunk.copy(this.pending, 0, pos);
+      this.fill = chunk.length - pos;
     }
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.pending.length > 0) {
-      this.push(encryptChunk(this.combo, this.keys, this.header, this.index++, this.pending.take(this.pending.length)));
-    }
+    if (this.fill > 0) this.push(this.seal([this.pending!.subarray(0, this.fill)]));
+    else if (this.headerBytes) this.push(this.headerBytes);
+    this.fill = 0;
+    this.headerBytes = undefined;
     done();
   }
 }
@@ -198,8 +290,14 @@ export class EncryptStream extends Transform {
 /** Cryptomator ciphertext in, cleartext out; authentication failures are INTEGRITY errors naming `label`. */
 export class DecryptStream extends Transform {
   private header: Header | undefined;
-  private readonly pending = new Accumulator();
+  private aad: Buffer | undefined;
+  private readonly headerBuf: Buffer;
+  private headerFill = 0;
+  /** an unfinished ciphertext chunk, or the last full one (see _transform) */
+  private readonly pending: Buffer;
+  private fill = 0;
   private index = 0;
+  private readonly ctChunk: number;
 
   constructor(
     private readonly combo: CipherCombo,
@@ -208,6 +306,9 @@ export class DecryptStream extends Transform {
     private readonly label: string,
   ) {
     super();
+    this.headerBuf = Buffer.allocUnsafe(headerSize(combo));
+    this.ctChunk = ciphertextChunkSize(combo);
+    this.pending = Buffer.allocUnsafe(this.ctChunk);
   }
 
   private fail(what: string): CerberusError {
@@ -216,26 +317,48 @@ export class DecryptStream extends Transform {
     });
   }
 
-  private chunk(raw: Buffer): void {
-    const header = this.header!;
-    const clear = decryptChunk(this.combo, this.keys, header, this.index, raw);
-    if (clear === undefined) throw this.fail(`chunk ${this.index} failed authentication`);
+  private open(raw: Buffer, out: Buffer, off: number): void {
+    if (!openInto(this.combo, this.keys, this.header!, this.index, raw, out, off, this.aad!)) {
+      throw this.fail(`chunk ${this.index} failed authentication`);
+    }
     this.index++;
-    this.push(clear);
   }
 
   override _transform(data: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     try {
-      this.pending.push(data);
+      let pos = 0;
       if (this.header === undefined) {
-        if (this.pending.length < headerSize(this.combo)) return done();
-        this.header = decryptHeader(this.combo, this.keys, this.pending.take(headerSize(this.combo)));
+        const n = Math.min(this.headerBuf.length - this.headerFill, data.length);
+        data.copy(this.headerBuf, this.headerFill, 0, n);
+        this.headerFill += n;
+        pos = n;
+        if (this.headerFill < this.headerBuf.length) return done();
+        this.header = decryptHeader(this.combo, this.keys, this.headerBuf);
         if (this.header === undefined) throw this.fail('file header failed authentication');
+        this.aad = aadFor(this.header);
       }
       // a full chunk is decrypted only once a byte beyond it arrives, so _flush always has the last one
-      while (this.pending.length > ciphertextChunkSize(this.combo)) {
-        this.chunk(this.pending.take(ciphertextChunkSize(this.combo)));
+      const available = this.fill + data.length - pos;
+      let chunks = available > 0 ? Math.floor((available - 1) / this.ctChunk) : 0;
+      if (chunks > 0) {
+        const out = Buffer.allocUnsafe(chunks * CLEARTEXT_CHUNK_SIZE);
+        let off = 0;
+        if (this.fill > 0) {
+          const n = this.ctChunk - this.fill;
+          data.copy(this.pending, this.fill, pos, pos + n);
+          pos += n;
+          this.fill = 0;
+          this.open(this.pending, out, off);
+          off += CLEARTEXT_CHUNK_SIZE;
+          chunks--;
+        }
+        for (; chunks > 0; chunks--, pos += this.ctChunk, off += CLEARTEXT_CHUNK_SIZE) {
+          this.open(data.subarray(pos, pos + this.ctChunk), out, off);
+        }
+        this.push(out);
       }
+      data.copy(this.pending, this.fill, pos);
+      this.fill += data.length - pos;
       done();
     } catch (err) {
       done(err as Error);
@@ -245,9 +368,12 @@ export class DecryptStream extends Transform {
   override _flush(done: TransformCallback): void {
     try {
       if (this.header === undefined) throw this.fail('file is shorter than its header');
-      if (this.pending.length > 0) {
-        if (this.pending.length < chunkOverhead(this.combo)) throw this.fail(`chunk ${this.index} is truncated`);
-        this.chunk(this.pending.take(this.pending.length));
+      if (this.fill > 0) {
+        if (this.fill < chunkOverhead(this.combo)) throw this.fail(`chunk ${this.index} is truncated`);
+        const out = Buffer.allocUnsafe(this.fill - chunkOverhead(this.combo));
+        this.open(this.pending.subarray(0, this.fill), out, 0);
+        this.fill = 0;
+        this.push(out);
       }
       done();
     } catch (err) {
@@ -259,11 +385,9 @@ export class DecryptStream extends Transform {
 /** Whole-buffer helpers for small payloads (symlink targets, dirid.c9r). */
 export function encryptBuffer(combo: CipherCombo, keys: CryptomatorKeys, clear: Buffer): Buffer {
   const header: Header = { nonce: randomBytes(LAYOUT[combo].nonceSize), contentKey: randomBytes(32) };
-  const out = [encryptHeader(combo, keys, header)];
-  for (let i = 0, off = 0; off < clear.length; i++, off += CLEARTEXT_CHUNK_SIZE) {
-    out.push(encryptChunk(combo, keys, header, i, clear.subarray(off, off + CLEARTEXT_CHUNK_SIZE)));
-  }
-  return Buffer.concat(out);
+  const pieces: Buffer[] = [];
+  for (let off = 0; off < clear.length; off += CLEARTEXT_CHUNK_SIZE) pieces.push(clear.subarray(off, off + CLEARTEXT_CHUNK_SIZE));
+  return sealChunks(combo, keys, header, aadFor(header), 0, pieces, encryptHeader(combo, keys, header));
 }
 
 export function decryptBuffer(combo: CipherCombo, keys: CryptomatorKeys, data: Buffer, label: string): Buffer {

@@ -1,5 +1,5 @@
 /**
- * Walks a format-8 vault on the local file system and yields its cleartext tree.
+ * Walks a format-8 vault held in any store (local disk, WebDAV, S3) and yields its cleartext tree.
  *
  * Each cleartext directory lives in `d/XX/YYY…` (from its dirId); its children are nodes named
  * `<encrypted>.c9r` or, for long names, `<sha1>.c9s` folders whose `name.c9s` holds the real
@@ -7,116 +7,302 @@
  * directory (holds `dir.c9r` = child dirId in clear utf-8) or a symlink (holds `symlink.c9r`,
  * an encrypted content file whose cleartext is the target).
  */
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { CerberusError } from '../../errors.js';
 import { cleartextSize, decryptBuffer, DecryptStream } from './content.js';
 import { type CryptomatorKeys, unlockMasterkey } from './masterkey.js';
-import { dirPath, decryptName, ROOT_DIR_ID } from './names.js';
+import { decryptName, dirPath, ROOT_DIR_ID, shortenedName } from './names.js';
 import { MASTERKEY_KID, peekVaultConfigKid, readVaultConfig, type VaultConfig } from './vault-config.js';
 
-export type VaultEntry =
-  | { path: string; type: 'dir' }
-  | { path: string; type: 'file'; size: number; open: () => Readable }
-  | { path: string; type: 'symlink'; target: string };
+/** The two verbs the reader needs; a storage Backend satisfies it structurally. Paths are '/'-separated, relative to the store root. */
+export interface VaultStore {
+  /** direct children; an absent directory lists as empty */
+  list(dir: string): Promise<Array<{ name: string; size: number; isDir: boolean }>>;
+  /** a missing object rejects with an error whose `code` is NOT_FOUND */
+  get(path: string): Promise<Readable>;
+}
 
 export interface OpenedVault {
   config: VaultConfig;
   keys: CryptomatorKeys;
+  store: VaultStore;
+  /** vault folder inside the store, '' or 'a/b' */
   root: string;
 }
 
-export async function openVault(root: string, password: string): Promise<OpenedVault> {
-  const token = await readFile(join(root, 'vault.cryptomator'), 'utf8').catch((cause: unknown) => {
-    throw new CerberusError('NOT_FOUND', `no vault.cryptomator in ${root}`, { cause, hint: 'point at the vault folder' });
-  });
+export type VaultEntry =
+  | { path: string; type: 'dir'; node: string; dirId: string }
+  | { path: string; type: 'file'; node: string; content: string; ctSize: number; size: number; open: () => Promise<Readable> }
+  | { path: string; type: 'symlink'; node: string; target: string };
+
+export interface VaultDamage {
+  /** cleartext path of the folder it is in, '' for the root */
+  dir: string;
+  /** vault-relative path of the bad object */
+  object: string;
+  problem: string;
+}
+
+/** Metadata files are tiny; a cap keeps a hostile store from making us buffer gigabytes. */
+export const SMALL_FILE_LIMIT = 1024 * 1024;
+
+const DAMAGE_HINT = 'the vault is damaged or was modified outside Cryptomator';
+
+function joinPath(...parts: string[]): string {
+  return parts
+    .flatMap((p) => p.split('/'))
+    .filter((p) => p !== '' && p !== '.')
+    .join('/');
+}
+
+const isNotFound = (err: unknown) => (err as { code?: unknown } | undefined)?.code === 'NOT_FOUND';
+
+/** Whole small object, or an INTEGRITY error once it passes `limit`. */
+async function readSmall(store: VaultStore, path: string, limit = SMALL_FILE_LIMIT): Promise<Buffer> {
+  const stream = await store.get(path);
+  const parts: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of stream) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      total += b.length;
+      if (total > limit) throw new CerberusError('INTEGRITY', `${path} is larger than ${limit} bytes`, { hint: DAMAGE_HINT });
+      parts.push(b);
+    }
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(parts, total);
+}
+
+export async function openVault(store: VaultStore, password: string, root = ''): Promise<OpenedVault> {
+  const base = joinPath(root);
+  const where = base === '' ? 'the store root' : base;
+  const read = (name: string) =>
+    readSmall(store, joinPath(base, name)).catch((cause: unknown) => {
+      if (isNotFound(cause)) {
+        throw new CerberusError('NOT_FOUND', `no ${name} in ${where}`, { cause, hint: 'point at the vault folder' });
+      }
+      throw cause;
+    });
+  const token = (await read('vault.cryptomator')).toString('utf8');
   const kid = peekVaultConfigKid(token);
   if (kid !== undefined && kid !== MASTERKEY_KID) {
     throw new CerberusError('CONFIG', `vault key "${kid}" is not supported`, {
       hint: 'only password vaults (masterkey.cryptomator) can be opened',
     });
   }
-  const mk = await readFile(join(root, 'masterkey.cryptomator'), 'utf8').catch((cause: unknown) => {
-    throw new CerberusError('NOT_FOUND', `no masterkey.cryptomator in ${root}`, { cause });
-  });
+  const mk = (await read('masterkey.cryptomator')).toString('utf8');
   const keys = await unlockMasterkey(mk, password);
-  return { config: readVaultConfig(token, keys), keys, root };
+  return { config: readVaultConfig(token, keys), keys, store, root: base };
 }
 
-async function exists(p: string): Promise<boolean> {
-  return lstat(p).then(
-    () => true,
-    () => false,
-  );
+interface Listing {
+  folder: string;
+  items: Array<{ name: string; size: number; isDir: boolean }>;
 }
 
-/** Depth-first, children sorted by cleartext name; paths use `/` and have no leading slash. */
-export async function* walkVault(vault: OpenedVault): AsyncGenerator<VaultEntry> {
-  yield* walkDir(vault, ROOT_DIR_ID, '', new Set());
+interface Child {
+  name: string;
+  /** vault-relative */
+  node: string;
+  isDir: boolean;
+  size: number;
 }
 
-async function* walkDir(vault: OpenedVault, dirId: string, prefix: string, seen: Set<string>): AsyncGenerator<VaultEntry> {
-  // a dir.c9r pointing back at an ancestor would otherwise recurse forever
-  if (seen.has(dirId)) throw new CerberusError('INTEGRITY', `directory loop at ${prefix || '/'}`);
-  seen.add(dirId);
-  const { keys, config } = vault;
-  const folder = join(vault.root, ...dirPath(keys, dirId).split('/'));
-  let names: string[];
-  try {
-    names = await readdir(folder);
-  } catch (cause) {
-    throw new CerberusError('INTEGRITY', `vault folder for ${prefix || '/'} is missing`, { cause });
+class Walker {
+  // every dirId seen, not just ancestors: two dir.c9r naming one folder would otherwise let a
+  // small hostile vault expand exponentially. Costs one short string per directory, not per file.
+  private readonly seen = new Set<string>();
+
+  constructor(
+    private readonly vault: OpenedVault,
+    private readonly onDamage: ((d: VaultDamage) => void) | undefined,
+  ) {}
+
+  private at(rel: string): string {
+    return joinPath(this.vault.root, rel);
   }
-  const children: { name: string; node: string; encrypted: string }[] = [];
-  for (const node of names) {
-    let encrypted: string;
-    if (node.endsWith('.c9s')) {
-      encrypted = (await readFile(join(folder, node, 'name.c9s'), 'utf8')).trim();
-    } else if (node.endsWith('.c9r') && node !== 'dirid.c9r') {
-      encrypted = node;
-    } else {
-      // dirid.c9r (the dirId backup) and foreign files such as .DS_Store are not entries
-      continue;
+
+  /** Reports and returns (the caller skips the entry), or throws when nobody listens. */
+  private damage(dir: string, object: string, problem: string): void {
+    if (this.onDamage) {
+      this.onDamage({ dir, object, problem });
+      return;
     }
-    children.push({ name: decryptName(keys, encrypted, dirId), node, encrypted });
+    throw new CerberusError('INTEGRITY', `vault folder /${dir}: ${object}: ${problem}`, { hint: DAMAGE_HINT });
   }
-  children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const child of children) {
-    const nodePath = join(folder, child.node);
-    const path = prefix + child.name;
-    if (child.name.includes('/') || child.name === '.' || child.name === '..' || child.name === '') {
-      throw new CerberusError('UNSAFE_PATH', `vault entry name is not a plain file name: ${JSON.stringify(child.name)}`);
+
+  private async list(rel: string): Promise<Listing['items']> {
+    return this.vault.store.list(this.at(rel));
+  }
+
+  /** undefined when the folder is absent; an absent folder and an empty one list alike, so the parent decides. */
+  async listFolder(dirId: string): Promise<Listing | undefined> {
+    const folder = dirPath(this.vault.keys, dirId);
+    const items = await this.list(folder);
+    if (items.length > 0) return { folder, items };
+    const slash = folder.lastIndexOf('/');
+    const parent = await this.list(folder.slice(0, slash));
+    const leaf = folder.slice(slash + 1);
+    return parent.some((e) => e.name === leaf && e.isDir) ? { folder, items } : undefined;
+  }
+
+  async *walk(dirId: string, dir: string, listing: Listing): AsyncGenerator<VaultEntry> {
+    this.seen.add(dirId);
+    const children = await this.children(dirId, dir, listing);
+    const prefix = dir === '' ? '' : `${dir}/`;
+    for (const child of children) {
+      const path = prefix + child.name;
+      if (!child.isDir) {
+        if (!child.node.endsWith('.c9r')) {
+          this.damage(dir, child.node, 'a .c9s node must be a folder');
+          continue;
+        }
+        const file = this.file(dir, path, child.node, child.node, child.size);
+        if (file) yield file;
+        continue;
+      }
+      const inside = await this.list(child.node);
+      const has = (n: string) => inside.find((e) => e.name === n && !e.isDir);
+      const dirFile = has('dir.c9r');
+      const linkFile = has('symlink.c9r');
+      const contents = child.node.endsWith('.c9s') ? has('contents.c9r') : undefined;
+      if (dirFile) {
+        const target = await this.childDir(dir, `${child.node}/dir.c9r`);
+        if (!target) continue;
+        yield { path, type: 'dir', node: child.node, dirId: target.dirId };
+        yield* this.walk(target.dirId, path, target.listing);
+      } else if (linkFile) {
+        const object = `${child.node}/symlink.c9r`;
+        const raw = await this.small(dir, object);
+        if (!raw) continue;
+        let target: string;
+        try {
+          target = decryptBuffer(this.vault.config.cipherCombo, this.vault.keys, raw, path).toString('utf8');
+        } catch (err) {
+          if (!(err instanceof CerberusError)) throw err;
+          this.damage(dir, object, err.message);
+          continue;
+        }
+        yield { path, type: 'symlink', node: child.node, target };
+      } else if (contents) {
+        const file = this.file(dir, path, child.node, `${child.node}/contents.c9r`, contents.size);
+        if (file) yield file;
+      } else {
+        this.damage(dir, child.node, 'node is neither file, directory nor symlink');
+      }
     }
-    const st = await lstat(nodePath);
-    let contentPath: string | undefined;
-    if (st.isFile()) {
-      contentPath = nodePath;
-    } else if (await exists(join(nodePath, 'dir.c9r'))) {
-      const childId = (await readFile(join(nodePath, 'dir.c9r'), 'utf8')).trim();
-      yield { path, type: 'dir' };
-      yield* walkDir(vault, childId, `${path}/`, seen);
-      continue;
-    } else if (await exists(join(nodePath, 'symlink.c9r'))) {
-      const raw = await readFile(join(nodePath, 'symlink.c9r'));
-      yield { path, type: 'symlink', target: decryptBuffer(config.cipherCombo, keys, raw, path).toString('utf8') };
-      continue;
-    } else if (child.node.endsWith('.c9s') && (await exists(join(nodePath, 'contents.c9r')))) {
-      contentPath = join(nodePath, 'contents.c9r');
-    } else {
-      throw new CerberusError('INTEGRITY', `vault node for ${path} is neither file, directory nor symlink`);
+  }
+
+  /** Decrypted, checked and sorted children of one folder; damaged ones reported and left out. */
+  private async children(dirId: string, dir: string, listing: Listing): Promise<Child[]> {
+    const out: Child[] = [];
+    for (const item of listing.items) {
+      const node = `${listing.folder}/${item.name}`;
+      let encrypted: string;
+      if (item.name.endsWith('.c9s')) {
+        if (!item.isDir) {
+          this.damage(dir, node, 'a .c9s node must be a folder');
+          continue;
+        }
+        const raw = await this.small(dir, `${node}/name.c9s`);
+        if (!raw) continue;
+        encrypted = raw.toString('utf8').trim();
+        // the hash binds name.c9s to its node, so swapped name.c9s files cannot swap names
+        if (shortenedName(encrypted) !== item.name) {
+          this.damage(dir, `${node}/name.c9s`, 'name does not match the hash in its node name');
+          continue;
+        }
+      } else if (item.name.endsWith('.c9r') && item.name !== 'dirid.c9r') {
+        encrypted = item.name;
+      } else {
+        // dirid.c9r (the dirId backup) and foreign files such as .DS_Store are not entries
+        continue;
+      }
+      let name: string;
+      try {
+        name = decryptName(this.vault.keys, encrypted, dirId);
+      } catch (err) {
+        if (!(err instanceof CerberusError)) throw err;
+        this.damage(dir, node, err.message);
+        continue;
+      }
+      if (name.includes('/') || name === '.' || name === '..' || name === '') {
+        throw new CerberusError('UNSAFE_PATH', `vault entry name is not a plain file name: ${JSON.stringify(name)} (${node})`);
+      }
+      out.push({ name, node, isDir: item.isDir, size: item.size });
     }
-    const cst = await lstat(contentPath);
-    const size = cleartextSize(config.cipherCombo, cst.size);
-    if (size === undefined) throw new CerberusError('INTEGRITY', `${path}: ciphertext size ${cst.size} is impossible`);
-    const file = contentPath;
-    yield {
+    out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // two nodes decrypting to one name (a sync conflict copy) would give one path twice
+    return out.filter((c, i) => {
+      if (i === 0 || out[i - 1]!.name !== c.name) return true;
+      this.damage(dir, c.node, `another node in this folder is also named ${JSON.stringify(c.name)}`);
+      return false;
+    });
+  }
+
+  /** A small metadata object, or undefined (reported) when missing or oversized. Store failures propagate. */
+  private async small(dir: string, object: string): Promise<Buffer | undefined> {
+    try {
+      return await readSmall(this.vault.store, this.at(object));
+    } catch (err) {
+      if (isNotFound(err)) this.damage(dir, object, 'is missing');
+      else if (err instanceof CerberusError && err.code === 'INTEGRITY') this.damage(dir, object, err.message);
+      else throw err;
+      return undefined;
+    }
+  }
+
+  private async childDir(dir: string, object: string): Promise<{ dirId: string; listing: Listing } | undefined> {
+    const raw = await this.small(dir, object);
+    if (!raw) return undefined;
+    const dirId = raw.toString('utf8').trim();
+    if (dirId === ROOT_DIR_ID || this.seen.has(dirId)) {
+      this.damage(dir, object, `names a directory already walked (${JSON.stringify(dirId)}): a loop or a duplicate`);
+      return undefined;
+    }
+    const listing = await this.listFolder(dirId);
+    if (!listing) {
+      this.damage(dir, object, `names folder ${dirPath(this.vault.keys, dirId)}, which is missing`);
+      return undefined;
+    }
+    return { dirId, listing };
+  }
+
+  private file(dir: string, path: string, node: string, content: string, ctSize: number): VaultEntry | undefined {
+    const { config, keys, store } = this.vault;
+    const size = cleartextSize(config.cipherCombo, ctSize);
+    if (size === undefined) {
+      this.damage(dir, content, `ciphertext size ${ctSize} is impossible`);
+      return undefined;
+    }
+    const at = this.at(content);
+    return {
       path,
       type: 'file',
+      node,
+      content,
+      ctSize,
       size,
       // pipeline, not pipe: a read error must reach the consumer instead of stalling it
-      open: () => pipeline(createReadStream(file), new DecryptStream(config.cipherCombo, keys, path), () => {}),
+      open: async () => pipeline(await store.get(at), new DecryptStream(config.cipherCombo, keys, path), () => {}),
     };
   }
+}
+
+/** Depth-first, children sorted by cleartext name, a dir before its children; paths use `/` and have no leading slash. */
+export async function* walkVault(
+  vault: OpenedVault,
+  opts: { onDamage?: (d: VaultDamage) => void } = {},
+): AsyncGenerator<VaultEntry> {
+  const walker = new Walker(vault, opts.onDamage);
+  const listing = await walker.listFolder(ROOT_DIR_ID);
+  if (!listing) {
+    const folder = dirPath(vault.keys, ROOT_DIR_ID);
+    if (opts.onDamage) opts.onDamage({ dir: '', object: folder, problem: 'the root folder is missing' });
+    else throw new CerberusError('INTEGRITY', `vault root folder ${folder} is missing`, { hint: DAMAGE_HINT });
+    return;
+  }
+  yield* walker.walk(ROOT_DIR_ID, '', listing);
 }

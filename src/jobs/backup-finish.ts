@@ -1,0 +1,155 @@
+import type { JobConfig, TargetConfig } from '../config/index.js';
+import { LEVELS, type Level } from '../engine/levels.js';
+import type { Manifest } from '../engine/manifest.js';
+import type { HashRecord, StateCache } from '../engine/state-cache.js';
+import type { Generation, RepositoryListing } from '../repository/generations.js';
+import type { Backend } from '../storage/backend.js';
+import type { OpenTarget } from '../storage/open.js';
+import type { Reporter } from '../report/log.js';
+import type { ApplyStats } from '../vault/apply.js';
+import { CerberusError } from '../errors.js';
+import { generationId } from '../engine/levels.js';
+import { listGenerations } from '../repository/generations.js';
+import { pruneRepository } from './prune.js';
+
+export interface BackupOptions {
+  now: Date;
+  dryRun: boolean;
+  rehash: boolean;
+  stateDir: string;
+  reporter: Reporter;
+  open: OpenTarget;
+}
+
+/** The counts of one run, the same for both repository kinds. */
+export type BackupStats = ApplyStats & { changedFiles: number };
+
+export interface TargetBackupResult {
+  target: string;
+  status: 'committed' | 'failed' | 'dry-run';
+  id?: string;
+  level?: Level;
+  parent?: string | null;
+  suspicious: string[];
+  /** problems that make the run end with warnings: unreadable or changing files, odd files */
+  problems: string[];
+  stats?: BackupStats;
+  pruned: string[];
+  error?: string;
+}
+
+export interface BackupResult {
+  job: string;
+  targets: TargetBackupResult[];
+}
+
+/** What finishing a target needs to know about its part of the run. */
+export interface FinishPlan {
+  target: TargetConfig;
+  backend: Backend;
+  cache: StateCache;
+  listing: RepositoryListing;
+  level: Level;
+  id: string;
+  parent: string | null;
+}
+
+/** What the run produced, the same for every target of a group. */
+export interface FinishRun {
+  manifest: Manifest;
+  hashes: Map<string, HashRecord>;
+  problems: string[];
+  unreadable: number;
+  stats: BackupStats;
+}
+
+/** Guards, cache and retention for one target whose generation is committed (or dry-run). */
+export async function finishTarget(
+  job: JobConfig,
+  plan: FinishPlan,
+  run: FinishRun,
+  outcome: { generation?: Generation; suspicious: string[]; changedFiles: number } | undefined,
+  opts: BackupOptions,
+): Promise<TargetBackupResult> {
+  const { reporter } = opts;
+  const { target, backend, cache, listing, level, id } = plan;
+  const generation = outcome?.generation;
+  const suspicious = outcome?.suspicious ?? [];
+  const result: TargetBackupResult = {
+    target: target.name,
+    status: opts.dryRun ? 'dry-run' : 'committed',
+    id,
+    level,
+    parent: plan.parent,
+    suspicious,
+    problems: run.problems,
+    stats: { ...run.stats, changedFiles: outcome?.changedFiles ?? 0 },
+    pruned: [],
+  };
+  if (opts.dryRun) return result;
+
+  await cache.saveManifest(run.manifest);
+  await cache.saveHashes(run.hashes);
+  // one listing per run: on a remote target every listing is many requests
+  const after = generation ? [...listing.committed, generation] : listing.committed;
+  await cache.retain(cacheWorthy(after));
+
+  if (suspicious.length > 0) {
+    for (const r of suspicious) reporter.warn(`guard: ${r}`);
+    reporter.warn(`generation ${level}/${id} on ${target.name} is marked suspicious; nothing was pruned`);
+  } else if (run.unreadable > 0) {
+    reporter.warn(`some files could not be read, so nothing was pruned on ${target.name} this time`);
+  } else {
+    const pruned = await pruneRepository(backend, job.retention, opts.now, {
+      dryRun: false,
+      reporter,
+      target: target.name,
+      listing: { committed: after, leftovers: listing.leftovers, damaged: listing.damaged },
+    });
+    result.pruned = pruned.removed;
+    const gone = new Set(pruned.removed);
+    await cache.retain(cacheWorthy(after.filter((g) => !gone.has(`${g.level}/${g.id}`))));
+  }
+  return result;
+}
+
+/** Files whose content differs from the previous state: the ransomware guard's measure. */
+export function changedSince(manifest: Manifest, previous: Manifest | undefined): number {
+  if (!previous) return 0;
+  const before = new Map<string, string>();
+  for (const e of previous.entries) if (e.type === 'file') before.set(e.path, e.sha256);
+  let n = 0;
+  for (const e of manifest.entries) {
+    if (e.type !== 'file') continue;
+    const old = before.get(e.path);
+    if (old !== undefined && old !== e.sha256) n++;
+  }
+  return n;
+}
+
+/** The generations whose manifests the cache must keep: possible parents and the newest. */
+function cacheWorthy(committed: Generation[]): Set<string> {
+  const ids = new Set<string>();
+  const trusted = committed.filter((g) => g.info.suspicious.length === 0);
+  for (const level of LEVELS) {
+    const newest = trusted.filter((g) => g.level === level).at(-1);
+    if (newest) ids.add(newest.id);
+  }
+  const last = committed.at(-1);
+  if (last) ids.add(last.id);
+  return ids;
+}
+
+
+/** The repository's generations and this run's id, which must be newer than all of them. */
+export async function listForRun(backend: Backend, target: string, now: Date): Promise<{ listing: RepositoryListing; newest: Generation | undefined; id: string; trusted: Generation[] }> {
+  const listing = await listGenerations(backend);
+  const newest = listing.committed.at(-1);
+  const id = generationId(now);
+  if (newest && newest.id >= id) {
+    throw new CerberusError('USAGE', `target ${target} already has generation ${newest.id}, not older than this run (${id})`, {
+      hint: 'check the clock, or pass a later --now',
+    });
+  }
+  return { listing, newest, id, trusted: listing.committed.filter((g) => g.info.suspicious.length === 0) };
+}

@@ -1,0 +1,199 @@
+import type { CryptomatorEncryption, JobConfig, TargetConfig } from '../config/index.js';
+import { CerberusError, describeError } from '../errors.js';
+import { checkGuards } from '../engine/guards.js';
+import { chooseLevel } from '../engine/levels.js';
+import { sortEntries, type Manifest } from '../engine/manifest.js';
+import { StateCache } from '../engine/state-cache.js';
+import { writeVaultConfig } from '../formats/cryptomator/index.js';
+import { requireDescriptor } from '../repository/descriptor.js';
+import { GenerationWriter, INFO, type Generation, type GenerationInfo } from '../repository/generations.js';
+import { sha256Hex } from '../repository/io.js';
+import { acquireLock } from '../repository/lock.js';
+import { copyFolder, joinPath, removeTree, type Backend } from '../storage/index.js';
+import { formatBytes } from '../report/format.js';
+import { applyToVault } from '../vault/apply.js';
+import { encryptManifest, loadVaultState, saveVaultState, VAULT_CONFIG, VAULT_DATA, VAULT_MANIFEST, VAULT_SUMS, vaultSumsText } from '../vault/generation.js';
+import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
+import type { VaultState } from '../vault/state.js';
+import { VERSION } from '../version.js';
+import { changedSince, finishTarget, listForRun, type BackupOptions, type BackupResult, type TargetBackupResult } from './backup-finish.js';
+
+/**
+ * A backup into a Cryptomator repository: every generation is a whole vault. It starts as a
+ * server-side copy of the newest generation and then receives only the changes, so the
+ * upload is incremental while each vault stands alone (N generations cost N times the
+ * storage). Each target has its own masterkey, so each is encrypted on its own.
+ */
+export async function runVaultBackup(job: JobConfig, enc: CryptomatorEncryption, opts: BackupOptions): Promise<BackupResult> {
+  const targets: TargetBackupResult[] = [];
+  for (const target of job.targets) {
+    try {
+      targets.push(await backupTarget(job, enc, target, opts));
+    } catch (err) {
+      if (err instanceof CerberusError && (err.code === 'LOCKED' || err.code === 'USAGE' || err.code === 'CONFIG')) throw err;
+      // storage and key errors already name the target: said once, not "target x: target x: …"
+      const own = `target ${target.name}: `;
+      const why = describeError(err);
+      const error = why.startsWith(own) ? why.slice(own.length) : why;
+      opts.reporter.warn(`${own}${error}`);
+      targets.push({ target: target.name, status: 'failed', suspicious: [], problems: [], pruned: [], error });
+    }
+  }
+  return { job: job.name, targets };
+}
+
+/** Uploads in flight while a vault is written: small files dominate, so more than for volumes. */
+const VAULT_PARALLEL = 8;
+
+async function backupTarget(job: JobConfig, enc: CryptomatorEncryption, target: TargetConfig, opts: BackupOptions): Promise<TargetBackupResult> {
+  const { reporter } = opts;
+  const backend = opts.open(target);
+  const descriptor = await requireDescriptor(backend, target.name, 'cryptomator');
+  const { keys, masterkeyText } = await repositoryKeys(backend, enc.password, target.name);
+  const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus backup --job ${job.name}`, (m) => reporter.notice(m));
+  try {
+    const cache = new StateCache(opts.stateDir, job.name, descriptor.id);
+    const { listing, newest, id, trusted } = await listForRun(backend, target.name, opts.now);
+    const level = chooseLevel(opts.now, trusted, job.timezone);
+    const previousManifest = newest ? await cache.loadManifest(newest.id) : undefined;
+    let previous: VaultState | undefined = newest && previousManifest ? await loadVaultState(cache, newest.id) : undefined;
+    const canCopy = backend.copyTree !== undefined || backend.copy !== undefined;
+    if (newest && !previous) {
+      reporter.info(`${target.name}: the state cache does not know ${newest.level}/${newest.id}, so this vault is uploaded whole`);
+    } else if (newest && !canCopy) {
+      reporter.info(`${target.name}: ${backend.description} cannot copy on the server, so this vault is uploaded whole`);
+      previous = undefined;
+    }
+    reporter.phase(
+      `${opts.dryRun ? '[dry run] ' : ''}backup ${job.name} → ${target.name}: ${level} ${id} (Cryptomator vault` +
+        (previous && newest ? `, starting from a copy of ${newest.level}/${newest.id})` : ', whole)'),
+    );
+
+    const writer = new GenerationWriter(backend, level, id);
+    let generation: Generation | undefined;
+    try {
+      if (!opts.dryRun) {
+        await writer.begin();
+        if (previous && newest) previous = await copyNewest(backend, newest, previous, writer.workDir, target.name, opts);
+      }
+      const applied = await applyToVault({
+        backend,
+        root: writer.workDir,
+        keys,
+        previous,
+        previousEntries: new Map((previousManifest?.entries ?? []).map((e) => [e.path, e])),
+        source: job.source,
+        oldHashes: opts.rehash ? new Map() : await cache.loadHashes(),
+        dryRun: opts.dryRun,
+        reporter,
+        parallel: VAULT_PARALLEL,
+        holder: id,
+      });
+      const { stats } = applied;
+      const manifest: Manifest = {
+        format: 1,
+        job: job.name,
+        id,
+        level,
+        parent: null,
+        chain: [id],
+        createdAt: opts.now.toISOString(),
+        roots: job.source.paths,
+        entries: sortEntries(applied.entries),
+        stats: {
+          files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, bytes: stats.bytes,
+          storedFiles: stats.storedFiles, storedBytes: stats.storedBytes, deleted: stats.deleted,
+        },
+      };
+      const changedFiles = changedSince(manifest, previousManifest);
+      const suspicious = checkGuards(
+        {
+          rootsMissing: applied.rootsMissing,
+          current: { files: stats.files, bytes: stats.bytes },
+          previous: previousManifest ? { files: previousManifest.stats.files, bytes: previousManifest.stats.bytes } : undefined,
+          changedFiles,
+        },
+        job.guards,
+      );
+      reporter.info(
+        `${stats.files} files (${formatBytes(stats.bytes)}), ${stats.storedFiles} encrypted and uploaded (${formatBytes(stats.storedBytes)}), ${stats.deleted} removed since the last vault`,
+      );
+      if (!opts.dryRun) {
+        const info: GenerationInfo = {
+          format: 1,
+          kind: 'cryptomator',
+          id,
+          level,
+          parent: null,
+          chain: [id],
+          chainDirs: `${level}/${id}`,
+          createdAt: manifest.createdAt,
+          suspicious,
+          volumes: 0,
+          stats: {
+            files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes,
+            vaultBytes: Object.values(applied.state.entries).reduce((n, r) => n + (r.ctSize ?? 0), 0),
+          },
+          createdBy: `cerberus ${VERSION}`,
+        };
+        const put = (name: string, data: Buffer) => writer.putBuffer(name, data, sha256Hex(data));
+        await put(MASTERKEY_FILE, Buffer.from(masterkeyText));
+        await put(VAULT_CONFIG, Buffer.from(writeVaultConfig(keys)));
+        await put(VAULT_MANIFEST, encryptManifest(keys, manifest));
+        await put(VAULT_SUMS, vaultSumsText(applied.state.objects ?? {}));
+        await put(INFO, Buffer.from(JSON.stringify(info, null, 2) + '\n'));
+        reporter.phase(`committing ${level}/${id} on ${target.name} (${backend.description})`);
+        await writer.commit();
+        generation = {
+          id, level, dir: writer.finalDir, parent: null, info, files: writer.written,
+          storedSize: writer.written.reduce((s, f) => s + f.size, 0), sums: writer.sums,
+        };
+        await saveVaultState(cache, id, applied.state);
+      }
+      return await finishTarget(
+        job,
+        { target, backend, cache, listing, level, id, parent: null },
+        { manifest, hashes: applied.hashes, problems: applied.problems, unreadable: applied.unreadable, stats: { ...stats, changedFiles } },
+        { ...(generation ? { generation } : {}), suspicious, changedFiles },
+        opts,
+      );
+    } catch (err) {
+      if (!opts.dryRun && !generation) await writer.abort();
+      throw err;
+    }
+  } finally {
+    await lock?.release();
+  }
+}
+
+/**
+ * Copies the newest vault's `d/` into the new generation on the server. A copy that breaks
+ * halfway is cleared and the vault uploaded whole instead: slower, never wrong.
+ */
+async function copyNewest(
+  backend: Backend,
+  newest: Generation,
+  state: VaultState,
+  workDir: string,
+  target: string,
+  opts: BackupOptions,
+): Promise<VaultState | undefined> {
+  const from = joinPath(newest.dir, VAULT_DATA);
+  const to = joinPath(workDir, VAULT_DATA);
+  const started = Date.now();
+  let copied = 0;
+  try {
+    const how = await copyFolder(backend, from, to, { onFile: (n) => (copied = n) });
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    opts.reporter.info(
+      how === 'tree'
+        ? `${target}: copied ${newest.level}/${newest.id} on the server in ${secs} s`
+        : `${target}: copied ${newest.level}/${newest.id} on the server file by file (${copied} files) in ${secs} s`,
+    );
+    return state;
+  } catch (err) {
+    opts.reporter.warn(`${target}: the server-side copy of ${newest.level}/${newest.id} failed (${describeError(err)}); uploading the whole vault instead`);
+    await removeTree(backend, to).catch(() => undefined);
+    return undefined;
+  }
+}

@@ -1,0 +1,496 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { PassThrough, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream';
+import type { ManifestEntry } from '../engine/manifest.js';
+import type { HashRecord } from '../engine/state-cache.js';
+import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
+import {
+  childNode,
+  ciphertextSize,
+  dirFolder,
+  dirNodeObjects,
+  encryptBuffer,
+  EncryptStream,
+  fileContentPath,
+  newDirId,
+  symlinkNodeObjects,
+  type CryptomatorKeys,
+  type VaultObject,
+} from '../formats/cryptomator/index.js';
+import { ExactLength } from '../formats/tar.js';
+import { joinPath, removeTree, type Backend } from '../storage/index.js';
+import type { Reporter } from '../report/log.js';
+import { TaskPool } from './pool.js';
+import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.js';
+
+/**
+ * Makes the vault at `root` on a backend hold exactly the source: new and changed files are
+ * encrypted and uploaded, removed ones deleted, everything else left untouched. The vault
+ * starts as `previous` describes it (a server-side copy of the last generation, or a mirror
+ * as listed), so unchanged files are never read or encrypted again.
+ */
+
+const COMBO = 'SIV_GCM' as const;
+
+export interface ApplyOptions {
+  backend: Backend;
+  /** the vault's folder on the backend */
+  root: string;
+  keys: CryptomatorKeys;
+  /** what the vault at `root` holds now; undefined for an empty (new) vault */
+  previous: VaultState | undefined;
+  /** the last manifest entries by path: kept for whatever cannot be read this time */
+  previousEntries?: Map<string, ManifestEntry>;
+  source: { paths: string[]; exclude: string[] };
+  oldHashes: Map<string, HashRecord>;
+  dryRun: boolean;
+  reporter: Reporter;
+  /** uploads in flight */
+  parallel: number;
+  /** the generation id recorded as every file's holder */
+  holder: string;
+  /** called with what would go, before anything is deleted; may throw to keep it */
+  beforeDeletes?: (what: { gone: Array<{ path: string; type: VaultRecord['type'] }>; previousFiles: number; rootsMissing: string[] }) => void;
+}
+
+export interface VaultChanges {
+  added: string[];
+  changed: string[];
+  deleted: string[];
+}
+
+export interface ApplyStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  /** files encrypted and uploaded */
+  storedFiles: number;
+  storedBytes: number;
+  deleted: number;
+  /** ciphertext bytes sent */
+  uploadedBytes: number;
+}
+
+export interface ApplyResult {
+  state: VaultState;
+  entries: ManifestEntry[];
+  hashes: Map<string, HashRecord>;
+  changes: VaultChanges;
+  stats: ApplyStats;
+  problems: string[];
+  unreadable: number;
+  rootsMissing: string[];
+}
+
+interface DirContext {
+  path: string;
+  dirId: string;
+  folder: string;
+  /** NFC names already used in this folder: two source names that differ only in normalization collide */
+  names: Set<string>;
+  /** a colliding folder: everything below it is left out */
+  skip: boolean;
+}
+
+const sameStat = (r: HashRecord | undefined, e: SourceEntry) =>
+  r !== undefined && r.size === e.size && r.mtimeNs === e.mtimeNs && r.ctimeNs === e.ctimeNs && r.ino === e.ino;
+
+/** The objects a node owns directly (not its folder): what to delete when it goes. */
+function nodeFolderOf(r: VaultRecord): string | undefined {
+  return r.type === 'file' && !r.shortened ? undefined : r.node;
+}
+
+export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
+  const { backend, root, keys, reporter, dryRun } = opts;
+  const prev = opts.previous?.entries ?? {};
+  const objects = new Map<string, string>(Object.entries(opts.previous?.objects ?? {}));
+  const entries: Record<string, VaultRecord> = {};
+  const manifest: ManifestEntry[] = [];
+  const hashes = new Map<string, HashRecord>();
+  const changes: VaultChanges = { added: [], changed: [], deleted: [] };
+  const problems: string[] = [];
+  const rootsMissing: string[] = [];
+  let unreadable = 0;
+  const stats: ApplyStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, storedFiles: 0, storedBytes: 0, deleted: 0, uploadedBytes: 0 };
+  const pool = new TaskPool(Math.max(1, opts.parallel));
+  const at = (p: string) => joinPath(root, p);
+  const problem = (msg: string) => {
+    problems.push(msg);
+    reporter.warn(msg);
+  };
+
+  const putObject = async (o: VaultObject) => {
+    if (dryRun) return;
+    await backend.put(at(o.path), () => Readable.from([o.data]), o.data.length);
+    objects.set(o.path, createHash('sha256').update(o.data).digest('hex'));
+    stats.uploadedBytes += o.data.length;
+  };
+  const putObjects = async (list: VaultObject[]) => {
+    for (const o of list) await pool.run(() => putObject(o));
+  };
+  const mkdir = async (p: string) => {
+    if (!dryRun) await backend.mkdir(at(p));
+  };
+  /** Removes a node and what it owns, for a path whose type changed. */
+  const removeNode = async (r: VaultRecord) => {
+    if (dryRun) return;
+    const folder = nodeFolderOf(r);
+    if (folder) await removeTree(backend, at(folder));
+    else await backend.remove(at(r.node));
+    forgetObjects((k) => k === r.node || k.startsWith(r.node + '/'));
+  };
+  const forgetObjects = (gone: (k: string) => boolean) => {
+    for (const k of objects.keys()) if (gone(k)) objects.delete(k);
+  };
+
+  // the root folder exists in every vault; a new vault gets its dirid.c9r here
+  const rootDir: DirContext = { path: '', dirId: '', folder: dirFolder(keys, COMBO, '').folder, names: new Set(), skip: false };
+  if (!prev['']) {
+    const { folder, objects: own } = dirFolder(keys, COMBO, '');
+    await mkdir(folder);
+    await putObjects(own);
+  }
+  entries[''] = { type: 'dir', node: '', shortened: false, dirId: '' };
+  const stack: DirContext[] = [rootDir];
+  const top = () => stack[stack.length - 1]!;
+
+  const visited = { files: 0, bytes: 0 };
+  const tick = () => reporter.progress({ files: visited.files, bytes: visited.bytes });
+
+  /** Claims the entry's name in its folder; false (and a warning) on a normalization clash. */
+  const claim = (e: { path: string; abs: string }): boolean => {
+    const parent = top();
+    const name = vaultKey(e.path.slice(e.path.lastIndexOf('/') + 1));
+    if (parent.names.has(name)) {
+      problem(`left out ${e.abs}: another name in its folder differs from it only in Unicode normalization, and a vault stores names in NFC`);
+      return false;
+    }
+    parent.names.add(name);
+    return true;
+  };
+
+  /** Keeps what is below an unreadable path as the previous state had it. */
+  const carryOver = (p: string) => {
+    const key = vaultKey(p);
+    for (const [k, r] of Object.entries(prev)) {
+      if (k !== '' && (k === key || k.startsWith(key + '/') || key === '') && !entries[k]) entries[k] = r;
+    }
+    for (const [k, e] of opts.previousEntries ?? []) {
+      if ((k === p || k.startsWith(p + '/') || p === '') && !manifest.some((m) => m.path === k)) manifest.push(e);
+    }
+  };
+
+  /** Records a file once its content is on the target. */
+  const stored = (e: SourceEntry, record: VaultRecord, isNew: boolean, content: string, before: fs.BigIntStats, sha256: string, ctSha256: string) => {
+    const size = Number(before.size);
+    const ctSize = ciphertextSize(COMBO, size);
+    objects.set(content, ctSha256);
+    record.size = size;
+    record.ctSize = ctSize;
+    record.sha256 = sha256;
+    stats.storedFiles++;
+    stats.storedBytes += size;
+    stats.uploadedBytes += ctSize;
+    hashes.set(e.abs, { size, mtimeNs: before.mtimeNs.toString(), ctimeNs: before.ctimeNs.toString(), ino: e.ino, sha256 });
+    manifest.push({
+      path: e.path, type: 'file', size, mtimeNs: before.mtimeNs.toString(), mode: Number(before.mode & 0o7777n), uid: e.uid, gid: e.gid, sha256, holder: opts.holder,
+    });
+    (isNew ? changes.added : changes.changed).push(e.path);
+  };
+
+  /**
+   * A small file read whole and encrypted in memory: the stream pipeline and its thread-pool
+   * reads cost more per file than the few KiB of work, and most files of a document tree are
+   * small. False when the file is not (or no longer) a small regular file: then it streams.
+   */
+  const uploadSmall = async (e: SourceEntry, record: VaultRecord, isNew: boolean): Promise<boolean> => {
+    const content = fileContentPath(record);
+    for (let attempt = 1; ; attempt++) {
+      const read = readWhole(e.abs, SMALL_FILE);
+      if (read === 'gone') return true; // the delete pass sees it as gone
+      if (read === 'stream') return false;
+      const { data, before, stable } = read;
+      if (!stable && attempt < 2) continue;
+      if (!stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
+      const ct = encryptBuffer(COMBO, keys, data);
+      // the same bytes on a retry: the same content under the same nonces, nothing new revealed
+      await backend.put(at(content), () => Readable.from([ct]), ct.length);
+      visited.bytes += data.length;
+      tick();
+      stored(e, record, isNew, content, before, createHash('sha256').update(data).digest('hex'), createHash('sha256').update(ct).digest('hex'));
+      return true;
+    }
+  };
+
+  const uploadFile = async (e: SourceEntry, record: VaultRecord, isNew: boolean): Promise<void> => {
+    if (e.size <= SMALL_FILE && (await uploadSmall(e, record, isNew))) return;
+    const content = fileContentPath(record);
+    for (let attempt = 1; ; attempt++) {
+      const before = await fsp.lstat(e.abs, { bigint: true }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (!before) return; // gone meanwhile: the delete pass sees it as gone
+      const size = Number(before.size);
+      let current: { clear: Hash; ct: Hash; exact: ExactLength } | undefined;
+      const ctSize = ciphertextSize(COMBO, size);
+      // every attempt re-reads and re-encrypts with fresh nonces; the hashes follow the last one
+      const body = () => {
+        const clear = createHash('sha256');
+        const ct = createHash('sha256');
+        const exact = new ExactLength(size);
+        current = { clear, ct, exact };
+        const out = new PassThrough();
+        pipeline(
+          fs.createReadStream(e.abs, { highWaterMark: 1 << 20 }),
+          exact,
+          tap((c) => {
+            clear.update(c);
+            visited.bytes += c.length;
+            tick();
+          }),
+          new EncryptStream(COMBO, keys),
+          tap((c) => ct.update(c)),
+          out,
+          () => undefined,
+        );
+        return out;
+      };
+      await backend.put(at(content), body, ctSize);
+      const after = await fsp.lstat(e.abs, { bigint: true }).catch(() => undefined);
+      const used = current!;
+      const stable = after !== undefined && after.size === before.size && after.mtimeNs === before.mtimeNs && used.exact.sourceBytes === size;
+      if (!stable && attempt < 2) continue;
+      if (!stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
+      stored(e, record, isNew, content, before, used.clear.digest('hex'), used.ct.digest('hex'));
+      return;
+    }
+  };
+
+  const onFile = async (e: SourceEntry) => {
+    const parent = top();
+    const key = vaultKey(e.path);
+    const old = prev[key];
+    visited.files++;
+    stats.files++;
+    stats.bytes += e.size;
+    const known = sameStat(opts.oldHashes.get(e.abs), e) ? opts.oldHashes.get(e.abs) : undefined;
+    if (old?.type === 'file' && known && old.sha256 === known.sha256 && old.size === e.size) {
+      entries[key] = old;
+      hashes.set(e.abs, known);
+      manifest.push({ path: e.path, type: 'file', size: e.size, mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, sha256: known.sha256, holder: opts.holder });
+      visited.bytes += e.size;
+      tick();
+      return;
+    }
+    const node = childNode(keys, parent.folder, parent.dirId, e.path.slice(e.path.lastIndexOf('/') + 1));
+    const record: VaultRecord = { type: 'file', node: node.node, shortened: node.shortened };
+    entries[key] = record;
+    const isNew = old?.type !== 'file';
+    if (old && old.type !== 'file') await removeNode(old);
+    if (dryRun) {
+      record.size = e.size;
+      record.sha256 = known?.sha256 ?? '0'.repeat(64);
+      stats.storedFiles++;
+      stats.storedBytes += e.size;
+      manifest.push({ path: e.path, type: 'file', size: e.size, mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, sha256: record.sha256, holder: opts.holder });
+      (old ? changes.changed : changes.added).push(e.path);
+      return;
+    }
+    if (isNew && node.shortened) {
+      await mkdir(node.node);
+      await putObjects(node.objects);
+    }
+    await pool.run(async () => {
+      try {
+        await uploadFile(e, record, old === undefined);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EIO' && code !== 'ENXIO') throw err;
+        unreadable++;
+        problem(`cannot read ${e.abs}: ${code}${old?.type === 'file' ? '; its last backed-up version is kept' : ''}`);
+        const last = opts.previousEntries?.get(e.path);
+        if (old?.type === 'file' && last) {
+          // the upload never replaced the old content: a put is whole or nothing
+          entries[key] = old;
+          manifest.push(last);
+        } else {
+          delete entries[key];
+        }
+      }
+    });
+  };
+
+  const onSymlink = async (e: SourceEntry) => {
+    const parent = top();
+    const key = vaultKey(e.path);
+    const old = prev[key];
+    const target = e.target ?? '';
+    stats.symlinks++;
+    manifest.push({ path: e.path, type: 'symlink', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, target });
+    if (old?.type === 'symlink' && old.target === target) {
+      entries[key] = old;
+      return;
+    }
+    const node = childNode(keys, parent.folder, parent.dirId, e.path.slice(e.path.lastIndexOf('/') + 1));
+    entries[key] = { type: 'symlink', node: node.node, shortened: node.shortened, target };
+    (old ? changes.changed : changes.added).push(e.path);
+    if (old && old.type !== 'symlink') await removeNode(old);
+    if (old?.type !== 'symlink') await mkdir(node.node);
+    const own = [...symlinkNodeObjects(keys, COMBO, node, target), ...(old?.type === 'symlink' ? [] : node.objects)];
+    await putObjects(own);
+  };
+
+  const onEnter = async (e: SourceEntry) => {
+    const parent = top();
+    const key = vaultKey(e.path);
+    if (parent.skip || !claim(e)) {
+      stack.push({ path: e.path, dirId: '', folder: '', names: new Set(), skip: true });
+      return;
+    }
+    stats.dirs++;
+    manifest.push({ path: e.path, type: 'dir', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid });
+    const old = prev[key];
+    if (old?.type === 'dir' && old.dirId !== undefined) {
+      entries[key] = old;
+      stack.push({ path: e.path, dirId: old.dirId, folder: dirFolder(keys, COMBO, old.dirId).folder, names: new Set(), skip: false });
+      return;
+    }
+    const node = childNode(keys, parent.folder, parent.dirId, e.path.slice(e.path.lastIndexOf('/') + 1));
+    const dirId = newDirId();
+    const { folder, objects: own } = dirFolder(keys, COMBO, dirId);
+    entries[key] = { type: 'dir', node: node.node, shortened: node.shortened, dirId };
+    (old ? changes.changed : changes.added).push(e.path);
+    if (old) await removeNode(old);
+    await mkdir(node.node);
+    await mkdir(folder);
+    await putObjects([...dirNodeObjects(node, dirId), ...node.objects, ...own]);
+    stack.push({ path: e.path, dirId, folder, names: new Set(), skip: false });
+  };
+
+  for await (const ev of walkSource(opts.source.paths, new Excluder(opts.source.exclude))) {
+    const skipping = top().skip;
+    switch (ev.kind) {
+      case 'missing-root':
+        rootsMissing.push(ev.abs);
+        break;
+      case 'skipped':
+        if (!skipping) problem(`skipped ${ev.abs}: ${ev.reason} (add it to source.exclude to silence this)`);
+        break;
+      case 'error':
+        if (skipping) break;
+        unreadable++;
+        problem(`cannot read ${ev.abs}: ${ev.error.code ?? ev.error.message}; its last backed-up state is kept`);
+        carryOver(ev.path);
+        break;
+      case 'enter':
+        await onEnter(ev.entry);
+        break;
+      case 'leave':
+        stack.pop();
+        break;
+      case 'entry':
+        if (skipping || !claim(ev.entry)) break;
+        if (ev.entry.type === 'symlink') await onSymlink(ev.entry);
+        else await onFile(ev.entry);
+        break;
+    }
+  }
+  await pool.drain();
+
+  // what is gone: children before parents, and nothing twice (a folder's removal covers its nodes)
+  const gone = Object.entries(prev)
+    .filter(([k]) => k !== '' && !entries[k])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  opts.beforeDeletes?.({
+    gone: gone.map(([path, r]) => ({ path, type: r.type })),
+    previousFiles: Object.values(prev).filter((r) => r.type === 'file').length,
+    rootsMissing,
+  });
+  const goneDirs = new Set(gone.filter(([, r]) => r.type === 'dir').map(([k]) => k));
+  const removedFolders = new Set<string>();
+  for (const [k, r] of gone) {
+    changes.deleted.push(k);
+    stats.deleted++;
+    if (dryRun) continue;
+    if (!goneDirs.has(parentOf(k))) {
+      const folder = nodeFolderOf(r);
+      if (folder) {
+        removedFolders.add(folder);
+        await pool.run(() => removeTree(backend, at(folder)));
+      } else {
+        await pool.run(() => backend.remove(at(r.node)));
+        objects.delete(r.node);
+      }
+    }
+    if (r.type === 'dir' && r.dirId !== undefined) {
+      const { folder } = dirFolder(keys, COMBO, r.dirId);
+      removedFolders.add(folder);
+      await pool.run(() => removeTree(backend, at(folder)));
+    }
+  }
+  await pool.drain();
+  if (removedFolders.size > 0) {
+    // `d/XX/YYY…` and `d/XX/YYY…/<node>` are the prefixes that can hold a removed object
+    forgetObjects((k) => {
+      const parts = k.split('/');
+      return removedFolders.has(parts.slice(0, 3).join('/')) || removedFolders.has(parts.slice(0, 4).join('/'));
+    });
+  }
+  reporter.endProgress();
+
+  const state: VaultState = { format: 1, entries, ...(opts.previous?.objects || !opts.previous ? { objects: Object.fromEntries(objects) } : {}) };
+  return { state, entries: manifest, hashes, changes, stats, problems, unreadable, rootsMissing };
+}
+
+/** Files up to this size are read whole (see uploadSmall); the rest stream in 1 MiB reads. */
+const SMALL_FILE = 256 * 1024;
+
+/**
+ * A small regular file's bytes with its fstat before and after the read, by synchronous calls:
+ * for a few KiB those cost less than the thread-pool round trips of five async calls. O_NONBLOCK
+ * so that a FIFO put in a file's place cannot hang the open; 'stream' for anything but a
+ * regular file of at most `limit` bytes. `stable`: size and mtime did not move during the read
+ * and it gave exactly that many bytes (a file that shrank is padded with zeros, as a streamed
+ * one is by ExactLength).
+ */
+function readWhole(abs: string, limit: number): { data: Buffer; before: fs.BigIntStats; stable: boolean } | 'gone' | 'stream' {
+  let fd: number;
+  try {
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+    throw err;
+  }
+  try {
+    const before = fs.fstatSync(fd, { bigint: true });
+    if (!before.isFile() || before.size > BigInt(limit)) return 'stream';
+    const size = Number(before.size);
+    // one byte more than expected, to see a file that grew
+    const buf = Buffer.allocUnsafe(size + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+    }
+    if (n < size) buf.fill(0, n, size);
+    const after = fs.fstatSync(fd, { bigint: true });
+    const stable = n === size && after.size === before.size && after.mtimeNs === before.mtimeNs;
+    return { data: buf.subarray(0, size), before, stable };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function tap(fn: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      fn(chunk);
+      cb(null, chunk);
+    },
+  });
+}
