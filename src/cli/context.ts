@@ -23,21 +23,27 @@ export interface JobOptions {
 export async function loadJob(ctx: CommandContext, opts: JobOptions): Promise<JobConfig> {
   const config = await loadConfig(path.resolve(ctx.cwd, opts.config), ctx.env);
   const job = selectJob(config, opts.job);
-  if (job.encryption.kind === 'openpgp') favourMemory();
+  tuneHeap(job);
   return job;
 }
 
 /**
- * V8's --optimize-for-size (smaller young generation, slower heap growth), for OpenPGP jobs.
- * openpgp.js streams gigabytes through web streams that make much short-lived garbage: with
- * V8's defaults a 2 GiB backup peaked near 195 MB RSS and its restore near 250 MB, with this
- * flag near 150 and 130 MB (bench/memory.sh), for a third to a half more CPU time. Cryptomator
- * jobs make little garbage per byte, and there the flag doubled the CPU time of a backup
- * (bench/vault.sh), so they run with V8's defaults. Set once the job is known: the heap
- * heuristics read the flag as they go, as they did when the bin set it before the CLI loaded.
+ * V8's heap heuristics, per kind of job, once the job is known (V8 reads these flags as it
+ * goes; they were set after start-up before, in the bin, and worked the same).
+ *
+ * OpenPGP: --optimize-for-size (smaller young generation, slower heap growth). openpgp.js
+ * streams gigabytes through web streams that make much short-lived garbage: with V8's
+ * defaults a 2 GiB backup peaked near 195 MB RSS and its restore near 250 MB, with this flag
+ * near 150 and 130 MB (bench/memory.sh), for a third to a half more CPU time.
+ *
+ * Cryptomator: that flag doubled the CPU time of a vault backup (it also tunes V8's
+ * compilers for size: bench/vault.sh), so only the young generation is kept from growing
+ * past its first 1 MB semi-spaces. With V8's default growth it reached 32 MB and a vault
+ * backup of small files peaked near 190 MB RSS, with this near 125 MB, at the same CPU time.
+ * (--max-semi-space-size would say it directly but is read only at start-up.)
  */
-function favourMemory(): void {
-  v8.setFlagsFromString('--optimize-for-size');
+function tuneHeap(job: JobConfig): void {
+  v8.setFlagsFromString(job.encryption.kind === 'openpgp' ? '--optimize-for-size' : '--semi-space-growth-factor=1');
 }
 
 export function reporterFor(ctx: CommandContext, quiet = false): Reporter {

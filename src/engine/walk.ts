@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Minimatch } from 'minimatch';
@@ -76,6 +77,17 @@ export async function statEntry(rel: string, abs: string): Promise<SourceEntry |
   return e;
 }
 
+/**
+ * The same, synchronously: the walk stats every entry of the source, and through the thread
+ * pool each lstat costs tens of times what the call itself does (50,000 files: seconds).
+ */
+function statEntrySync(rel: string, abs: string): SourceEntry | string {
+  const st = fs.lstatSync(abs, { bigint: true });
+  const e = toEntry(rel, abs, st);
+  if (typeof e !== 'string' && e.type === 'symlink') e.target = fs.readlinkSync(abs);
+  return e;
+}
+
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export async function* walkSource(roots: string[], exclude: Excluder): AsyncGenerator<WalkEvent> {
@@ -127,7 +139,7 @@ async function* walkDir(dir: SourceEntry, isRoot: boolean, exclude: Excluder): A
     if (exclude.excludes(rel, abs)) continue;
     let e: SourceEntry | string;
     try {
-      e = await statEntry(rel, abs);
+      e = statEntrySync(rel, abs);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // deleted while we walked
       yield { kind: 'error', path: rel, abs, error: err as NodeJS.ErrnoException };

@@ -7,7 +7,7 @@ import type { Backend } from '../storage/backend.js';
 import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
 import type { ApplyStats } from '../vault/apply.js';
-import { CerberusError } from '../errors.js';
+import { CerberusError, describeError } from '../errors.js';
 import { generationId } from '../engine/levels.js';
 import { listGenerations } from '../repository/generations.js';
 import { pruneRepository } from './prune.js';
@@ -152,4 +152,16 @@ export async function listForRun(backend: Backend, target: string, now: Date): P
     });
   }
   return { listing, newest, id, trusted: listing.committed.filter((g) => g.info.suspicious.length === 0) };
+}
+
+/** Errors that end the whole run rather than one target's part of it. */
+export function isRunFatal(err: unknown): boolean {
+  return err instanceof CerberusError && (err.code === 'LOCKED' || err.code === 'USAGE' || err.code === 'CONFIG');
+}
+
+/** Why a target failed, without the "target x: " that storage and key errors already carry. */
+export function targetFailure(target: string, err: unknown): string {
+  const own = `target ${target}: `;
+  const why = describeError(err);
+  return why.startsWith(own) ? why.slice(own.length) : why;
 }

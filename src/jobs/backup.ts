@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { JobConfig, TargetConfig } from '../config/index.js';
-import { CerberusError, describeError } from '../errors.js';
+import { CerberusError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
 import { manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
@@ -20,7 +20,7 @@ import { acquireLock, type HeldLock } from '../repository/lock.js';
 import type { Backend } from '../storage/backend.js';
 import { formatBytes } from '../report/format.js';
 import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
-import { changedSince, finishTarget, listForRun, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
+import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
 import { runVaultBackup } from './vault-backup.js';
 import { VERSION } from '../version.js';
 
@@ -31,8 +31,9 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
   const { sealing, recipients } = await sealingFor(job);
   const failed = new Map<string, string>();
   const fail = (target: string, err: unknown) => {
-    opts.reporter.warn(`target ${target}: ${describeError(err)}`);
-    failed.set(target, describeError(err));
+    const why = targetFailure(target, err);
+    opts.reporter.warn(`target ${target}: ${why}`);
+    failed.set(target, why);
   };
   const plans: TargetPlan[] = [];
   const results = new Map<string, TargetBackupResult>();
@@ -88,10 +89,6 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
 /** Volumes smaller than this are not worth a log line each. */
 const UPLOAD_LOG_BYTES = 8 * 2 ** 20;
 
-/** Errors that end the whole run rather than one target's part of it. */
-function isRunFatal(err: unknown): boolean {
-  return err instanceof CerberusError && (err.code === 'LOCKED' || err.code === 'USAGE' || err.code === 'CONFIG');
-}
 
 /** What one target needs for this run: its repository, lock, chain position and parent. */
 interface TargetPlan {

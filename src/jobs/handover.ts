@@ -8,7 +8,7 @@ import { CerberusError, describeError, ioError } from '../errors.js';
 import { StateCache } from '../engine/state-cache.js';
 import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
 import { requireDescriptor } from '../repository/descriptor.js';
-import { mirrorExists, readMirror } from '../vault/mirror.js';
+import { mirrorExists, openMirror, readMirror } from '../vault/mirror.js';
 import { vaultKey } from '../vault/state.js';
 import { cryptomatorOf, runSyncDown, runSyncUp, type SyncOptions, type SyncResult } from './sync.js';
 
@@ -44,7 +44,7 @@ export async function verifyMirrorAgainstSource(job: JobConfig, opts: SyncOption
     else if (ev.kind === 'error') return { problems: [`cannot read ${ev.abs}: ${ev.error.code ?? ev.error.message}`], files: 0 };
     else if (ev.kind === 'missing-root') return { problems: [`source ${ev.abs} is missing`], files: 0 };
   }
-  const remote = await readMirror(backend, enc.password, undefined);
+  const remote = await readMirror(await openMirror(backend, enc.password, target.name), undefined, { keepEntries: true });
   const problems = remote.damage.map((d) => `damaged vault entry ${d.object} in /${d.dir}: ${d.problem}`);
   const seen = new Set<string>();
   let files = 0;

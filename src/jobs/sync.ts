@@ -10,7 +10,7 @@ import { makeDirs } from '../fsutil.js';
 import { generationId } from '../engine/levels.js';
 import { StateCache } from '../engine/state-cache.js';
 import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
-import { writeVaultConfig, type VaultEntry } from '../formats/cryptomator/index.js';
+import { writeVaultConfig, type CryptomatorKeys, type OpenedVault, type VaultEntry } from '../formats/cryptomator/index.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { putBuffer } from '../repository/io.js';
 import { acquireLock, type HeldLock } from '../repository/lock.js';
@@ -20,8 +20,8 @@ import type { Reporter } from '../report/log.js';
 import { formatBytes } from '../report/format.js';
 import { applyToVault, type VaultChanges } from '../vault/apply.js';
 import { VAULT_CONFIG } from '../vault/generation.js';
-import { MASTERKEY_FILE, repositoryKeys, type RepositoryKeys } from '../vault/keys.js';
-import { loadMirrorCache, MIRROR_DIR, mirrorExists, readMirror, saveMirrorCache } from '../vault/mirror.js';
+import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
+import { loadMirrorCache, MIRROR_DIR, mirrorExists, openMirror, readMirror, saveMirrorCache } from '../vault/mirror.js';
 import { parentOf, vaultKey, type VaultRecord, type VaultState } from '../vault/state.js';
 
 /**
@@ -90,18 +90,16 @@ function deleteGuard(job: JobConfig, opts: SyncOptions, files: number, of: numbe
 
 interface Opened {
   backend: Backend;
-  keys: RepositoryKeys;
   cache: StateCache;
   lock: HeldLock | undefined;
 }
 
 async function openTarget(job: JobConfig, target: TargetConfig, opts: SyncOptions, command: string): Promise<Opened> {
-  const enc = cryptomatorOf(job, command);
+  cryptomatorOf(job, command);
   const backend = opts.open(target);
   const descriptor = await requireDescriptor(backend, target.name, 'cryptomator');
-  const keys = await repositoryKeys(backend, enc.password, target.name);
   const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus ${command} --job ${job.name}`, (m) => opts.reporter.notice(m));
-  return { backend, keys, cache: new StateCache(opts.stateDir, job.name, descriptor.id), lock };
+  return { backend, cache: new StateCache(opts.stateDir, job.name, descriptor.id), lock };
 }
 
 /** `sync up`: the mirror vault on each target becomes equal to the source. */
@@ -109,14 +107,24 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
   const enc = cryptomatorOf(job, 'sync up');
   const out: SyncTargetResult[] = [];
   for (const target of pickTargets(job, opts.target, true)) {
-    const { backend, keys, cache, lock } = await openTarget(job, target, opts, 'sync up');
+    const { backend, cache, lock } = await openTarget(job, target, opts, 'sync up');
     try {
       const exists = await mirrorExists(backend);
+      // an existing mirror opens with its own key files; a new one gets the repository's
+      let keys: CryptomatorKeys;
+      let masterkeyText: string | undefined;
+      let vault: OpenedVault | undefined;
+      if (exists) {
+        vault = await openMirror(backend, enc.password, target.name);
+        keys = vault.keys;
+      } else {
+        ({ keys, masterkeyText } = await repositoryKeys(backend, enc.password, target.name));
+      }
       opts.reporter.phase(`${opts.dryRun ? '[dry run] ' : ''}sync up ${job.name} → ${target.name} (${backend.description}/${MIRROR_DIR})${exists ? '' : ': new vault'}`);
       let previous: VaultState | undefined;
       const problems: string[] = [];
-      if (exists) {
-        const remote = await readMirror(backend, enc.password, await loadMirrorCache(cache));
+      if (vault) {
+        const remote = await readMirror(vault, await loadMirrorCache(cache));
         for (const d of remote.damage) {
           const msg = `mirror on ${target.name}: left alone a damaged entry ${d.object} in /${d.dir}: ${d.problem}`;
           problems.push(msg);
@@ -127,7 +135,7 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
       const applied = await applyToVault({
         backend,
         root: MIRROR_DIR,
-        keys: keys.keys,
+        keys,
         previous,
         source: job.source,
         oldHashes: await cache.loadHashes(),
@@ -135,6 +143,7 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
         reporter: opts.reporter,
         parallel: PARALLEL,
         holder: generationId(opts.now),
+        manifest: false,
         beforeDeletes: ({ gone, previousFiles, rootsMissing }) => {
           if (rootsMissing.length > 0 && gone.length > 0) {
             throw new CerberusError('GUARD', `source ${rootsMissing.join(', ')} is missing, so sync up deletes nothing`, {
@@ -146,13 +155,17 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
       });
       problems.push(...applied.problems);
       if (!opts.dryRun) {
-        if (!exists) {
+        if (masterkeyText !== undefined) {
           // the vault's own files last: until they exist, the folder is no vault to anyone
-          await putBuffer(backend, joinPath(MIRROR_DIR, MASTERKEY_FILE), Buffer.from(keys.masterkeyText));
-          await putBuffer(backend, joinPath(MIRROR_DIR, VAULT_CONFIG), Buffer.from(writeVaultConfig(keys.keys)));
+          await putBuffer(backend, joinPath(MIRROR_DIR, MASTERKEY_FILE), Buffer.from(masterkeyText));
+          await putBuffer(backend, joinPath(MIRROR_DIR, VAULT_CONFIG), Buffer.from(writeVaultConfig(keys)));
         }
-        await saveMirrorCache(cache, applied.state);
-        await cache.saveHashes(new Map([...(await cache.loadHashes()), ...applied.hashes]));
+        const c = applied.changes;
+        // nothing changed: the caches already say exactly this, and rewriting them is most of a quiet run's writes
+        if (!exists || c.added.length + c.changed.length + c.deleted.length > 0) {
+          await saveMirrorCache(cache, applied.state);
+          await cache.saveHashes(applied.hashes);
+        }
       }
       const c = applied.changes;
       opts.reporter.info(
@@ -189,7 +202,7 @@ export async function runSyncDown(job: JobConfig, opts: SyncDownOptions): Promis
     const to = path.resolve(opts.to);
     opts.reporter.phase(`${opts.dryRun ? '[dry run] ' : ''}sync down ${job.name}: ${target.name} (${backend.description}/${MIRROR_DIR}) → ${to}`);
     const cached = await loadMirrorCache(cache);
-    const remote = await readMirror(backend, enc.password, cached);
+    const remote = await readMirror(await openMirror(backend, enc.password, target.name), cached, { keepEntries: true });
     if (remote.damage.length > 0) {
       const d = remote.damage[0]!;
       throw new CerberusError('INTEGRITY', `the mirror on ${target.name} has ${remote.damage.length} damaged entries, e.g. ${d.object} in /${d.dir}: ${d.problem}`, {

@@ -1,5 +1,5 @@
 import type { CryptomatorEncryption, JobConfig, TargetConfig } from '../config/index.js';
-import { CerberusError, describeError } from '../errors.js';
+import { describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel } from '../engine/levels.js';
 import { sortEntries, type Manifest } from '../engine/manifest.js';
@@ -16,7 +16,7 @@ import { encryptManifest, loadVaultState, saveVaultState, VAULT_CONFIG, VAULT_DA
 import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
 import type { VaultState } from '../vault/state.js';
 import { VERSION } from '../version.js';
-import { changedSince, finishTarget, listForRun, type BackupOptions, type BackupResult, type TargetBackupResult } from './backup-finish.js';
+import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type TargetBackupResult } from './backup-finish.js';
 
 /**
  * A backup into a Cryptomator repository: every generation is a whole vault. It starts as a
@@ -30,12 +30,9 @@ export async function runVaultBackup(job: JobConfig, enc: CryptomatorEncryption,
     try {
       targets.push(await backupTarget(job, enc, target, opts));
     } catch (err) {
-      if (err instanceof CerberusError && (err.code === 'LOCKED' || err.code === 'USAGE' || err.code === 'CONFIG')) throw err;
-      // storage and key errors already name the target: said once, not "target x: target x: …"
-      const own = `target ${target.name}: `;
-      const why = describeError(err);
-      const error = why.startsWith(own) ? why.slice(own.length) : why;
-      opts.reporter.warn(`${own}${error}`);
+      if (isRunFatal(err)) throw err;
+      const error = targetFailure(target.name, err);
+      opts.reporter.warn(`target ${target.name}: ${error}`);
       targets.push({ target: target.name, status: 'failed', suspicious: [], problems: [], pruned: [], error });
     }
   }

@@ -94,8 +94,15 @@ export class LocalBackend implements Backend {
       if (e.name.startsWith(TMP_PREFIX)) continue; // a put in flight, or one a crash cut short
       if (e.isDirectory()) out.push({ name: e.name, size: 0, isDir: true });
       else if (e.isFile()) {
-        const st = await fsp.stat(path.join(abs, e.name)).catch(() => undefined);
-        if (st) out.push({ name: e.name, size: st.size, isDir: false });
+        // synchronous: a vault folder holds thousands of files, and through the thread pool
+        // each stat costs several times what the call itself does
+        let size: number | undefined;
+        try {
+          size = fs.statSync(path.join(abs, e.name)).size;
+        } catch {
+          // gone since readdir, as a put's temporary file renamed away
+        }
+        if (size !== undefined) out.push({ name: e.name, size, isDir: false });
       }
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -51,6 +51,8 @@ export interface ApplyOptions {
   parallel: number;
   /** the generation id recorded as every file's holder */
   holder: string;
+  /** false: keep no manifest entries (a mirror has no manifest) */
+  manifest?: boolean;
   /** called with what would go, before anything is deleted; may throw to keep it */
   beforeDeletes?: (what: { gone: Array<{ path: string; type: VaultRecord['type'] }>; previousFiles: number; rootsMissing: string[] }) => void;
 }
@@ -109,6 +111,13 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   const objects = new Map<string, string>(Object.entries(opts.previous?.objects ?? {}));
   const entries: Record<string, VaultRecord> = {};
   const manifest: ManifestEntry[] = [];
+  const inManifest = new Set<string>();
+  // a mirror keeps no manifest; 50,000 entries of one are memory and collector time for nothing
+  const addEntry = (m: ManifestEntry) => {
+    if (opts.manifest === false) return;
+    manifest.push(m);
+    inManifest.add(m.path);
+  };
   const hashes = new Map<string, HashRecord>();
   const changes: VaultChanges = { added: [], changed: [], deleted: [] };
   const problems: string[] = [];
@@ -179,7 +188,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
       if (k !== '' && (k === key || k.startsWith(key + '/') || key === '') && !entries[k]) entries[k] = r;
     }
     for (const [k, e] of opts.previousEntries ?? []) {
-      if ((k === p || k.startsWith(p + '/') || p === '') && !manifest.some((m) => m.path === k)) manifest.push(e);
+      if ((k === p || k.startsWith(p + '/') || p === '') && !inManifest.has(k)) addEntry(e);
     }
   };
 
@@ -195,7 +204,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     stats.storedBytes += size;
     stats.uploadedBytes += ctSize;
     hashes.set(e.abs, { size, mtimeNs: before.mtimeNs.toString(), ctimeNs: before.ctimeNs.toString(), ino: e.ino, sha256 });
-    manifest.push({
+    addEntry({
       path: e.path, type: 'file', size, mtimeNs: before.mtimeNs.toString(), mode: Number(before.mode & 0o7777n), uid: e.uid, gid: e.gid, sha256, holder: opts.holder,
     });
     (isNew ? changes.added : changes.changed).push(e.path);
@@ -277,11 +286,16 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     visited.files++;
     stats.files++;
     stats.bytes += e.size;
-    const known = sameStat(opts.oldHashes.get(e.abs), e) ? opts.oldHashes.get(e.abs) : undefined;
+    let known = sameStat(opts.oldHashes.get(e.abs), e) ? opts.oldHashes.get(e.abs) : undefined;
+    if (!known && !dryRun && old?.type === 'file' && old.sha256 !== undefined && old.size === e.size) {
+      // touched, or its hash forgotten: reading it is cheaper than encrypting and sending it
+      const sha256 = await hashFile(e.abs).catch(() => undefined);
+      if (sha256 === old.sha256) known = { size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino, sha256 };
+    }
     if (old?.type === 'file' && known && old.sha256 === known.sha256 && old.size === e.size) {
       entries[key] = old;
       hashes.set(e.abs, known);
-      manifest.push({ path: e.path, type: 'file', size: e.size, mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, sha256: known.sha256, holder: opts.holder });
+      addEntry({ path: e.path, type: 'file', size: e.size, mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, sha256: known.sha256, holder: opts.holder });
       visited.bytes += e.size;
       tick();
       return;
@@ -296,7 +310,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
       record.sha256 = known?.sha256 ?? '0'.repeat(64);
       stats.storedFiles++;
       stats.storedBytes += e.size;
-      manifest.push({ path: e.path, type: 'file', size: e.size, mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, sha256: record.sha256, holder: opts.holder });
+      addEntry({ path: e.path, type: 'file', size: e.size, mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, sha256: record.sha256, holder: opts.holder });
       (old ? changes.changed : changes.added).push(e.path);
       return;
     }
@@ -316,7 +330,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
         if (old?.type === 'file' && last) {
           // the upload never replaced the old content: a put is whole or nothing
           entries[key] = old;
-          manifest.push(last);
+          addEntry(last);
         } else {
           delete entries[key];
         }
@@ -330,7 +344,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     const old = prev[key];
     const target = e.target ?? '';
     stats.symlinks++;
-    manifest.push({ path: e.path, type: 'symlink', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, target });
+    addEntry({ path: e.path, type: 'symlink', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, target });
     if (old?.type === 'symlink' && old.target === target) {
       entries[key] = old;
       return;
@@ -352,7 +366,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
       return;
     }
     stats.dirs++;
-    manifest.push({ path: e.path, type: 'dir', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid });
+    addEntry({ path: e.path, type: 'dir', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid });
     const old = prev[key];
     if (old?.type === 'dir' && old.dirId !== undefined) {
       entries[key] = old;
@@ -484,6 +498,12 @@ function readWhole(abs: string, limit: number): { data: Buffer; before: fs.BigIn
   } finally {
     fs.closeSync(fd);
   }
+}
+
+async function hashFile(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of fs.createReadStream(file, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
 }
 
 function tap(fn: (chunk: Buffer) => void): Transform {

@@ -1,5 +1,6 @@
 import type { StateCache } from '../engine/state-cache.js';
-import { openVault, walkVault, type OpenedVault, type VaultDamage, type VaultEntry } from '../formats/cryptomator/index.js';
+import { walkVault, type OpenedVault, type VaultDamage, type VaultEntry } from '../formats/cryptomator/index.js';
+import { openVaultAt } from './keys.js';
 import { joinPath, type Backend } from '../storage/index.js';
 import { VAULT_CONFIG } from './generation.js';
 import { parseVaultState, type VaultRecord, type VaultState } from './state.js';
@@ -27,14 +28,14 @@ export async function mirrorExists(backend: Backend): Promise<boolean> {
   return (await backend.stat(joinPath(MIRROR_DIR, VAULT_CONFIG))) !== undefined;
 }
 
-export async function openMirror(backend: Backend, password: string): Promise<OpenedVault> {
-  return openVault(backend, password, MIRROR_DIR);
+export async function openMirror(backend: Backend, password: string, target: string): Promise<OpenedVault> {
+  return openVaultAt(backend, MIRROR_DIR, password, target);
 }
 
 export interface RemoteMirror {
   vault: OpenedVault;
   state: VaultState;
-  /** every entry, in walk order */
+  /** every entry, in walk order; empty unless asked for (sync up needs only the state) */
   entries: VaultEntry[];
   damage: VaultDamage[];
 }
@@ -43,13 +44,15 @@ export interface RemoteMirror {
  * Lists the mirror as the apps see it. A file keeps the cached cleartext hash only while its
  * node and ciphertext size are what this machine last wrote or read there.
  */
-export async function readMirror(backend: Backend, password: string, cached: VaultState | undefined): Promise<RemoteMirror> {
-  const vault = await openMirror(backend, password);
+export async function readMirror(vault: OpenedVault, cached: VaultState | undefined, opts: { keepEntries?: boolean } = {}): Promise<RemoteMirror> {
   const damage: VaultDamage[] = [];
   const entries: VaultEntry[] = [];
   const records: Record<string, VaultRecord> = { '': { type: 'dir', node: '', shortened: false, dirId: '' } };
-  for await (const e of walkVault(vault, { onDamage: (d) => damage.push(d) })) {
-    entries.push(e);
+  // names this machine wrote need no decrypting: the node says which one it is
+  const known = new Map<string, string>();
+  for (const [p, r] of Object.entries(cached?.entries ?? {})) if (p !== '') known.set(r.node, p.slice(p.lastIndexOf('/') + 1));
+  for await (const e of walkVault(vault, { onDamage: (d) => damage.push(d), knownName: (node) => known.get(node) })) {
+    if (opts.keepEntries) entries.push(e);
     const shortened = e.node.endsWith('.c9s');
     if (e.type === 'dir') records[e.path] = { type: 'dir', node: e.node, shortened, dirId: e.dirId };
     else if (e.type === 'symlink') records[e.path] = { type: 'symlink', node: e.node, shortened, target: e.target };

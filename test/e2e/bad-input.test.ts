@@ -14,6 +14,7 @@ import { VOLUME_PATTERN, volumeName } from '../../src/formats/volumes.js';
 import { formatSums, parseSums } from '../../src/repository/generations.js';
 import { sha256Hex } from '../../src/repository/io.js';
 import { diffTrees, PASSPHRASE, snapshotTree, tempDir, workspace, workspaceAt, type RunResult, type TreeEntry, type Workspace } from '../helpers/cli.js';
+import { expectError } from '../helpers/errors.js';
 
 /*
  * Bad input end to end: each case must give one clear error line, the right exit code, no
@@ -92,18 +93,6 @@ async function prepared(opts: { second?: boolean } = {}): Promise<Prepared> {
   return { ws, first, second, gen1, gen2: path.join(ws.repo, 'quarterly', ID2) };
 }
 
-/** One `cerberus: error:` line, said last, no stack trace; `alone`: nothing else on stderr. */
-function expectError(r: RunResult, code: number, patterns: RegExp[], opts: { alone?: boolean } = {}): string {
-  expect(r.code, `stderr: ${r.stderr}`).toBe(code);
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  const errors = lines.filter((l) => l.startsWith('cerberus: error:'));
-  expect(errors, r.stderr).toHaveLength(1);
-  expect(lines.at(-1)).toBe(errors[0]);
-  expect(r.stderr).not.toMatch(/^\s+at /m);
-  if (opts.alone) expect(r.stderr).toBe(`${errors[0]}\n`);
-  for (const p of patterns) expect(errors[0]).toMatch(p);
-  return errors[0]!;
-}
 
 /** The --to folder is absent (or exactly as before) and no staging folder is left anywhere near. */
 async function expectNoRestore(to: string, before?: Map<string, TreeEntry>): Promise<void> {

@@ -1,16 +1,16 @@
 /**
- * Helpers for the Cryptomator end-to-end tests: a source tree with every awkward case, a
- * streaming snapshot (a 100 MB file is hashed, never held whole), and a map of which vault
+ * Helpers for the Cryptomator end-to-end tests: a source tree with every awkward case, a big
+ * file made once and shared by hard links, and a map of which vault
  * object belongs to which cleartext path, read over the local folder of a vault.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { dirPath, openVault, walkVault, type VaultStore } from '../../src/formats/cryptomator/index.js';
-import { TEST_TMP, type TreeEntry } from './cli.js';
+import { TEST_TMP } from './cli.js';
 
 export const BIG_SIZE = 100 * 1024 * 1024;
 
@@ -81,30 +81,6 @@ export async function buildTree(src: string, opts: { big?: string } = {}): Promi
   await fsp.utimes(path.join(src, 'empty/also empty'), new Date('2010-01-01T00:00:00Z'), new Date('2010-01-01T00:00:00Z'));
 }
 
-/** As snapshotTree in cli.ts, but files are hashed as streams. */
-export async function snapshotStreaming(root: string): Promise<Map<string, TreeEntry>> {
-  const out = new Map<string, TreeEntry>();
-  async function walk(dir: string, rel: string) {
-    for (const name of (await fsp.readdir(dir)).sort()) {
-      const abs = path.join(dir, name);
-      const r = rel ? `${rel}/${name}` : name;
-      const st = await fsp.lstat(abs, { bigint: true });
-      const mtimeUs = st.mtimeNs / 1000n;
-      const mode = Number(st.mode & 0o7777n);
-      if (st.isSymbolicLink()) out.set(r, { type: 'symlink', mode, mtimeUs, target: await fsp.readlink(abs) });
-      else if (st.isDirectory()) {
-        out.set(r, { type: 'dir', mode, mtimeUs });
-        await walk(abs, r);
-      } else if (st.isFile()) {
-        const h = createHash('sha256');
-        await pipeline(fs.createReadStream(abs, { highWaterMark: 1 << 20 }), h);
-        out.set(r, { type: 'file', mode, mtimeUs, size: Number(st.size), sha: h.digest('hex') });
-      }
-    }
-  }
-  await walk(root, '');
-  return out;
-}
 
 /** A VaultStore over a local folder, for reading a vault the way the reader does. */
 export function localStore(root: string): VaultStore {

@@ -34,8 +34,19 @@ function base64UrlPadded(data: Buffer): string {
   return data.toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
+// a walk and a writer both ask for every folder's path; each costs an AES-SIV and a SHA-1
+const dirPaths = new WeakMap<CryptomatorKeys, Map<string, string>>();
+
 /** `d/XX/YYYY…` (30 chars), relative to the vault root, with `/` separators. */
 export function dirPath(keys: CryptomatorKeys, dirId: string): string {
+  let known = dirPaths.get(keys);
+  if (!known) dirPaths.set(keys, (known = new Map()));
+  let p = known.get(dirId);
+  if (p === undefined) known.set(dirId, (p = computeDirPath(keys, dirId)));
+  return p;
+}
+
+function computeDirPath(keys: CryptomatorKeys, dirId: string): string {
   const hashed = base32(createHash('sha1').update(sivEncrypt(sivKey(keys), Buffer.from(dirId, 'utf8'))).digest());
   return `d/${hashed.slice(0, 2)}/${hashed.slice(2)}`;
 }

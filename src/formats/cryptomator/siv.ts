@@ -51,11 +51,40 @@ function aesBlock(key: Buffer, block: Buffer): Buffer {
   return c.update(block);
 }
 
+/** Per-key constants: CMAC's subkeys, S2V's first block, and the last associated data's MAC. */
+interface KeyState {
+  k1: Buffer;
+  k2: Buffer;
+  /** CMAC(zero block): where every S2V starts */
+  d0: Buffer;
+  /** names in one folder share their associated data (the dirId): its MAC is kept */
+  lastAd?: { data: Buffer; mac: Buffer };
+}
+
+// A vault walk decrypts tens of thousands of names with one key: recomputing these made a
+// cipher object for every block; a few keys at most are in use at once
+const states = new Map<string, KeyState>();
+
+function keyState(key: Buffer): KeyState {
+  const id = key.toString('latin1');
+  let st = states.get(id);
+  if (!st) {
+    const k1 = dbl(aesBlock(key, Buffer.alloc(BLOCK)));
+    const k2 = dbl(k1);
+    st = { k1, k2, d0: cmacWith(key, k1, k2, Buffer.alloc(BLOCK)) };
+    if (states.size >= 8) states.delete(states.keys().next().value!);
+    states.set(id, st);
+  }
+  return st;
+}
+
 /** AES-CMAC (RFC 4493 / NIST SP 800-38B). */
 export function cmac(key: Buffer, message: Buffer): Buffer {
-  const l = aesBlock(key, Buffer.alloc(BLOCK));
-  const k1 = dbl(l);
-  const k2 = dbl(k1);
+  const { k1, k2 } = keyState(key);
+  return cmacWith(key, k1, k2, message);
+}
+
+function cmacWith(key: Buffer, k1: Buffer, k2: Buffer, message: Buffer): Buffer {
   const complete = message.length > 0 && message.length % BLOCK === 0;
   const n = complete ? message.length / BLOCK : Math.floor(message.length / BLOCK) + 1;
   const m = Buffer.alloc(n * BLOCK);
@@ -81,10 +110,13 @@ function s2v(key: Buffer, strings: Buffer[]): Buffer {
   }
   // RFC 5297 §7: more than 127 components would let distinct AD lists collide
   if (strings.length > 127) throw new RangeError('AES-SIV allows at most 126 associated data items');
-  let d = cmac(key, Buffer.alloc(BLOCK));
+  const st = keyState(key);
+  let d = st.d0;
   for (let i = 0; i < strings.length - 1; i++) {
+    const ad = strings[i]!;
+    if (!st.lastAd || !st.lastAd.data.equals(ad)) st.lastAd = { data: Buffer.from(ad), mac: cmac(key, ad) };
     d = dbl(d);
-    xorInto(d, 0, cmac(key, strings[i]!));
+    xorInto(d, 0, st.lastAd.mac);
   }
   const last = strings[strings.length - 1]!;
   let t: Buffer;

@@ -118,10 +118,12 @@ class Walker {
   constructor(
     private readonly vault: OpenedVault,
     private readonly onDamage: ((d: VaultDamage) => void) | undefined,
+    private readonly knownName: ((node: string) => string | undefined) | undefined,
   ) {}
 
   private at(rel: string): string {
-    return joinPath(this.vault.root, rel);
+    // rel is always clean (built here from listed names); only the root needs joining
+    return this.vault.root === '' ? rel : `${this.vault.root}/${rel}`;
   }
 
   /** Reports and returns (the caller skips the entry), or throws when nobody listens. */
@@ -200,6 +202,11 @@ class Walker {
     const out: Child[] = [];
     for (const item of listing.items) {
       const node = `${listing.folder}/${item.name}`;
+      const known = this.knownName?.(node);
+      if (known !== undefined) {
+        out.push({ name: known, node, isDir: item.isDir, size: item.size });
+        continue;
+      }
       let encrypted: string;
       if (item.name.endsWith('.c9s')) {
         if (!item.isDir) {
@@ -292,11 +299,20 @@ class Walker {
 }
 
 /** Depth-first, children sorted by cleartext name, a dir before its children; paths use `/` and have no leading slash. */
-export async function* walkVault(
-  vault: OpenedVault,
-  opts: { onDamage?: (d: VaultDamage) => void } = {},
-): AsyncGenerator<VaultEntry> {
-  const walker = new Walker(vault, opts.onDamage);
+export interface WalkOptions {
+  /** report damage and go on, instead of throwing */
+  onDamage?: (d: VaultDamage) => void;
+  /**
+   * The cleartext name of a node (vault-relative path) the caller wrote itself and remembers.
+   * A node's name follows from the cleartext name and the folder's dirId alone (AES-SIV is
+   * deterministic), so a remembered one needs no decryption; nodes it does not know are
+   * decrypted as usual.
+   */
+  knownName?: (node: string) => string | undefined;
+}
+
+export async function* walkVault(vault: OpenedVault, opts: WalkOptions = {}): AsyncGenerator<VaultEntry> {
+  const walker = new Walker(vault, opts.onDamage, opts.knownName);
   const listing = await walker.listFolder(ROOT_DIR_ID);
   if (!listing) {
     const folder = dirPath(vault.keys, ROOT_DIR_ID);
