@@ -4,7 +4,6 @@ import path from 'node:path';
 import { makeDirs } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { CerberusError, ioError } from '../errors.js';
 import { StorageError } from './errors.js';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
@@ -36,11 +35,27 @@ export class LocalBackend implements Backend {
     const dest = this.abs(p);
     const tmp = path.join(path.dirname(dest), `${TMP_PREFIX}${randomBytes(6).toString('hex')}-${path.basename(dest)}`);
     try {
-      await makeDirs(path.dirname(dest));
-      const out = fs.createWriteStream(tmp, { flags: 'wx' });
-      await pipeline(body(), out);
-      const fh = await fsp.open(tmp, 'r+');
+      // the folder usually exists (a vault puts thousands of files into a few folders): make
+      // it only when the open says it is missing, one call fewer per put
+      let fh: fsp.FileHandle;
       try {
+        fh = await fsp.open(tmp, 'wx');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await makeDirs(path.dirname(dest));
+        fh = await fsp.open(tmp, 'wx');
+      }
+      try {
+        const source = body();
+        try {
+          for await (const chunk of source) {
+            const buf = chunk as Buffer;
+            // write(2) may take less than it was given
+            for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+          }
+        } finally {
+          source.destroy();
+        }
         const st = await fh.stat();
         if (st.size !== size) {
           throw new CerberusError('STORAGE', `${this.description}: wrote ${st.size} bytes of ${p}, expected ${size}`);

@@ -197,7 +197,8 @@ describe('30 days over WebDAV', () => {
 
   it('each day uploads exactly what changed, and every generation restores on its own', async () => {
     const ws = await vaultWorkspace();
-    await useTargets(ws, [webdavTarget('dav', dav)]);
+    // size checks only: a read-back of every object would double the requests and prove nothing here
+    await useTargets(ws, [webdavTarget('dav', dav).replace('verify: readback', 'verify: size')]);
     const env = { DAV_USER: dav.username, DAV_PASSWORD: dav.password };
     ok(await ws.run(['init', '-c', ws.config], env), 'init');
     const r = rng(11);
