@@ -64,8 +64,9 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .summary('make the mirror vault equal to the source (adds, changes, deletes)')
     .description(
       'Make the mirror vault on every target equal to the source: new and changed files are\n' +
-        'encrypted and uploaded, files gone from the source are deleted from the vault. Unchanged\n' +
-        'files are neither read nor sent. Run `cerberus init` first.\n\n' +
+        'encrypted and uploaded, files gone from the source are deleted from the vault. A file whose\n' +
+        'size and times did not change is neither read nor sent; one that was only touched is read,\n' +
+        'and sent only if its bytes changed. Run `cerberus init` first.\n\n' +
         'Exit codes: 0 ok, 1 failed, 2 usage or config, 3 a guard stopped deletions (add --yes), 4 locked.',
     )
     .option('--dry-run', 'list every add, change and delete; change nothing')
