@@ -123,6 +123,8 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
       opts.reporter.phase(`${opts.dryRun ? '[dry run] ' : ''}sync up ${job.name} → ${target.name} (${backend.description}/${MIRROR_DIR})${exists ? '' : ': new vault'}`);
       let previous: VaultState | undefined;
       const problems: string[] = [];
+      // parsed while the vault listing waits on the target
+      const hashes = cache.loadHashes();
       if (vault) {
         const remote = await readMirror(vault, await loadMirrorCache(cache));
         for (const d of remote.damage) {
@@ -138,7 +140,7 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
         keys,
         previous,
         source: job.source,
-        oldHashes: await cache.loadHashes(),
+        oldHashes: await hashes,
         dryRun: opts.dryRun,
         reporter: opts.reporter,
         parallel: PARALLEL,
