@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 /**
@@ -19,4 +21,16 @@ export async function makeDirs(dir: string): Promise<void> {
     // another writer made it meanwhile
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await fsp.stat(dir)).isDirectory()) throw err;
   });
+}
+
+/** sha256 of a stream, in bounded memory. */
+export async function sha256OfStream(stream: AsyncIterable<unknown>): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of stream) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+/** sha256 of a file, read in 1 MiB pieces. */
+export function sha256OfFile(file: string): Promise<string> {
+  return sha256OfStream(fs.createReadStream(file, { highWaterMark: 1 << 20 }));
 }

@@ -26,6 +26,11 @@ export interface HashRecord {
   sha256: string;
 }
 
+/** The cached hash still holds while size, mtime, ctime and inode are what they were. */
+export function matchesStat(r: HashRecord | undefined, e: { size: number; mtimeNs: string; ctimeNs: string; ino: string }): r is HashRecord {
+  return r !== undefined && r.size === e.size && r.mtimeNs === e.mtimeNs && r.ctimeNs === e.ctimeNs && r.ino === e.ino;
+}
+
 async function writeAtomic(file: string, data: string): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   try {

@@ -8,7 +8,7 @@ import { CerberusError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
 import { manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
-import { StateCache, type HashRecord } from '../engine/state-cache.js';
+import { matchesStat, StateCache, type HashRecord } from '../engine/state-cache.js';
 import { Excluder, RESERVED_DIR, walkSource, type SourceEntry } from '../engine/walk.js';
 import { encryptBuffer, encryptStream, type Compression, type Sealing } from '../formats/openpgp/message.js';
 import { ExactLength, TarWriter } from '../formats/tar.js';
@@ -177,9 +177,6 @@ interface Produced {
   stats: BackupStats;
   outcomes: Map<string, TargetOutcome>;
 }
-
-const sameStat = (r: HashRecord | undefined, e: SourceEntry) =>
-  r !== undefined && r.size === e.size && r.mtimeNs === e.mtimeNs && r.ctimeNs === e.ctimeNs && r.ino === e.ino;
 
 const sameMeta = (a: ManifestEntry, e: SourceEntry) =>
   a.type === e.type && a.mode === e.mode && a.mtimeNs === e.mtimeNs && a.uid === e.uid && a.gid === e.gid;
@@ -386,7 +383,8 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
             break;
           }
           // a regular file
-          const known = sameStat(oldHashes.get(e.abs), e) ? oldHashes.get(e.abs) : undefined;
+          const cached = oldHashes.get(e.abs);
+          const known = matchesStat(cached, e) ? cached : undefined;
           const unchanged =
             known !== undefined && p !== undefined && p.type === 'file' && p.sha256 === known.sha256 && p.size === e.size && sameMeta(p, e);
           let entry: FileEntry | undefined;

@@ -1,10 +1,9 @@
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import { parseDocument } from 'yaml';
 import type { Config, JobConfig } from '../config/index.js';
 import { CerberusError, describeError, ioError } from '../errors.js';
+import { sha256OfFile, sha256OfStream } from '../fsutil.js';
 import { StateCache } from '../engine/state-cache.js';
 import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
 import { requireDescriptor } from '../repository/descriptor.js';
@@ -22,12 +21,6 @@ export interface UploadResult {
   sync: SyncResult;
   verified: { files: number; targets: string[] };
   removed: string[];
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of fs.createReadStream(file)) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 /** Compares the mirror with the source, decrypting every file: a list of differences. */
@@ -61,9 +54,7 @@ export async function verifyMirrorAgainstSource(job: JobConfig, opts: SyncOption
       problems.push(`symlink ${e.path} points elsewhere in the mirror`);
     } else if (e.type === 'file') {
       try {
-        const h = createHash('sha256');
-        for await (const c of await e.open()) h.update(c as Buffer);
-        if (h.digest('hex') !== (await sha256File(s.abs))) problems.push(`${e.path} differs between the mirror and the source`);
+        if ((await sha256OfStream(await e.open())) !== (await sha256OfFile(s.abs))) problems.push(`${e.path} differs between the mirror and the source`);
         else files++;
       } catch (err) {
         problems.push(describeError(err));

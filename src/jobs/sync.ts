@@ -6,9 +6,9 @@ import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CryptomatorEncryption, JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, ioError } from '../errors.js';
-import { makeDirs } from '../fsutil.js';
+import { makeDirs, sha256OfFile } from '../fsutil.js';
 import { generationId } from '../engine/levels.js';
-import { StateCache } from '../engine/state-cache.js';
+import { matchesStat, StateCache } from '../engine/state-cache.js';
 import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
 import { writeVaultConfig, type CryptomatorKeys, type OpenedVault, type VaultEntry } from '../formats/cryptomator/index.js';
 import { requireDescriptor } from '../repository/descriptor.js';
@@ -18,6 +18,7 @@ import { joinPath, type Backend } from '../storage/index.js';
 import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
 import { formatBytes } from '../report/format.js';
+import { pickTarget } from './restore.js';
 import { applyToVault, type VaultChanges } from '../vault/apply.js';
 import { VAULT_CONFIG } from '../vault/generation.js';
 import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
@@ -69,10 +70,7 @@ export function cryptomatorOf(job: JobConfig, command: string): CryptomatorEncry
 }
 
 function pickTargets(job: JobConfig, name: string | undefined, all: boolean): TargetConfig[] {
-  if (name === undefined) return all ? job.targets : [job.targets[0]!];
-  const t = job.targets.find((x) => x.name === name);
-  if (!t) throw new CerberusError('USAGE', `job ${job.name} has no target named ${name}`, { hint: `targets: ${job.targets.map((x) => x.name).join(', ')}` });
-  return [t];
+  return name === undefined && all ? job.targets : [pickTarget(job, name)];
 }
 
 /** The share of files a step would delete, refused above guards.maxShrink unless --yes. */
@@ -231,10 +229,7 @@ export async function runSyncDown(job: JobConfig, opts: SyncDownOptions): Promis
     const oldHashes = await cache.loadHashes();
     const localSha = async (e: SourceEntry): Promise<string> => {
       const r = oldHashes.get(e.abs);
-      if (r && r.size === e.size && r.mtimeNs === e.mtimeNs && r.ctimeNs === e.ctimeNs && r.ino === e.ino) return r.sha256;
-      const h = createHash('sha256');
-      for await (const c of fs.createReadStream(e.abs)) h.update(c as Buffer);
-      return h.digest('hex');
+      return matchesStat(r, e) ? r.sha256 : sha256OfFile(e.abs);
     };
 
     const changes: VaultChanges = { added: [], changed: [], deleted: [] };

@@ -4,7 +4,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream';
 import type { ManifestEntry } from '../engine/manifest.js';
-import type { HashRecord } from '../engine/state-cache.js';
+import { matchesStat, type HashRecord } from '../engine/state-cache.js';
 import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
 import {
   childNode,
@@ -20,6 +20,7 @@ import {
   type VaultObject,
 } from '../formats/cryptomator/index.js';
 import { ExactLength } from '../formats/tar.js';
+import { sha256OfFile } from '../fsutil.js';
 import { joinPath, removeTree, type Backend } from '../storage/index.js';
 import type { Reporter } from '../report/log.js';
 import { TaskPool } from './pool.js';
@@ -96,9 +97,6 @@ interface DirContext {
   /** a colliding folder: everything below it is left out */
   skip: boolean;
 }
-
-const sameStat = (r: HashRecord | undefined, e: SourceEntry) =>
-  r !== undefined && r.size === e.size && r.mtimeNs === e.mtimeNs && r.ctimeNs === e.ctimeNs && r.ino === e.ino;
 
 /** The objects a node owns directly (not its folder): what to delete when it goes. */
 function nodeFolderOf(r: VaultRecord): string | undefined {
@@ -286,10 +284,11 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     visited.files++;
     stats.files++;
     stats.bytes += e.size;
-    let known = sameStat(opts.oldHashes.get(e.abs), e) ? opts.oldHashes.get(e.abs) : undefined;
+    const cached = opts.oldHashes.get(e.abs);
+    let known = matchesStat(cached, e) ? cached : undefined;
     if (!known && !dryRun && old?.type === 'file' && old.sha256 !== undefined && old.size === e.size) {
       // touched, or its hash forgotten: reading it is cheaper than encrypting and sending it
-      const sha256 = await hashFile(e.abs).catch(() => undefined);
+      const sha256 = await sha256OfFile(e.abs).catch(() => undefined);
       if (sha256 === old.sha256) known = { size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino, sha256 };
     }
     if (old?.type === 'file' && known && old.sha256 === known.sha256 && old.size === e.size) {
@@ -498,12 +497,6 @@ function readWhole(abs: string, limit: number): { data: Buffer; before: fs.BigIn
   } finally {
     fs.closeSync(fd);
   }
-}
-
-async function hashFile(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of fs.createReadStream(file, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 function tap(fn: (chunk: Buffer) => void): Transform {

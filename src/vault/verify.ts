@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { describeError } from '../errors.js';
+import { sha256OfStream } from '../fsutil.js';
 import type { ManifestEntry } from '../engine/manifest.js';
 import { walkVault } from '../formats/cryptomator/index.js';
 import { SUMS, type Generation } from '../repository/generations.js';
@@ -73,9 +73,7 @@ async function verifyVaultContent(backend: Backend, g: Generation, password: str
       report(`symlink ${e.path} points elsewhere than the manifest says`);
     } else if (e.type === 'file' && want.type === 'file') {
       try {
-        const h = createHash('sha256');
-        for await (const c of await e.open()) h.update(c as Buffer);
-        if (h.digest('hex') !== want.sha256) report(`${e.path} does not match the manifest's sha256`);
+        if ((await sha256OfStream(await e.open())) !== want.sha256) report(`${e.path} does not match the manifest's sha256`);
       } catch (err) {
         report(describeError(err));
       }
