@@ -73,19 +73,22 @@ FAILED=()
 ROWS=""
 row() { ROWS+="| $1 | $2 | $3 | $4 | $5 | $6 | $7 |"$'\n'; }
 
-config() { # config NAME SOURCE: a one-target cryptomator job
+config() { # config NAME SOURCE REPO: a one-target cryptomator job
   cat >"$DIR/$1.yaml" <<EOF
 jobs:
   bench:
     source: { paths: ["$2"] }
     encryption: { kind: cryptomator, password: "\${VAULT_PASSWORD}" }
     targets:
-      - { name: local, type: local, path: $DIR/$1-repo }
+      - { name: local, type: local, path: $3 }
     timezone: UTC
 EOF
 }
-fresh() { # fresh NAME: an empty repository and state for the job NAME
-  rm -rf "$DIR/$1-repo" "$DIR/$1-state"
+# Every run writes a new repository folder, and none is deleted before the end: right after
+# deleting thousands of files, ext4's inode allocator searches past the recently freed ones,
+# which made file creation (and so the next run) up to twice as slow on this machine.
+fresh() { # fresh NAME: a new repository (its config's path) and an empty state for the job NAME
+  rm -rf "$DIR/$1-state"
   CERBERUS_STATE_DIR="$DIR/$1-state" node "$BIN" init -c "$DIR/$1.yaml" >/dev/null 2>"$DIR/$1-init.log" || die "cerberus init failed (see $DIR/$1-init.log)"
 }
 run() { # run NAME LABEL ARGS...: cerberus ARGS under GNU time, with the state of job NAME
@@ -123,9 +126,9 @@ for alg in aes-256-gcm sha256; do
 done
 
 # ---- backup and restore ------------------------------------------------------------------
-config backup "$DIR/corpus"
 B=() R=() RR=() RRS=()
 for i in $(seq "$RUNS"); do
+  config backup "$DIR/corpus" "$DIR/repos/backup-$i"
   fresh backup
   sync
   log "cerberus backup $i/$RUNS"
@@ -160,7 +163,7 @@ rm -rf "$DIR/restore"
 
 # ---- sync up, no change ------------------------------------------------------------------
 if [ "$SYNC_FILES" -gt 0 ]; then
-  config sync "$DIR/small"
+  config sync "$DIR/small" "$DIR/repos/sync"
   fresh sync
   log "cerberus sync up of $SYNC_FILES files (first, not gated)"
   run sync sync-first sync up
@@ -192,7 +195,7 @@ CPU="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo "- corpus: $SIZE ($SIZE_BYTES bytes), $FILES files, seed \"$SEED\", in $DIR"
   sed -n 's/^  /  - /p' "$DIR/corpus.summary"
   [ "$SYNC_FILES" -gt 0 ] && echo "- sync corpus: $(cat "$DIR/small.summary")"
-  echo "- one local target (temp file, fsync, rename, fsync of the folder for every object); repositories on the same disk as the corpus"
+  echo "- one local target on the same disk as the corpus: objects up to 256 KiB written to a temp file and renamed, made durable together by \`sync -f\` (every 64 MiB in the background, and before the commit); larger ones temp file, fsync, rename, fsync of the folder"
   echo "- each timed row: $RUNS runs, the median counts (seconds, MB/s); peak RSS is the highest run; CPU is user + system of the first run"
   echo "- restore identical to the source: $IDENTICAL"
   echo "- MB = 10^6 bytes; MB/s = source bytes / wall time"

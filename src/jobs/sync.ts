@@ -107,6 +107,11 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
   for (const target of pickTargets(job, opts.target, true)) {
     const { backend, cache, lock } = await openTarget(job, target, opts, 'sync up');
     try {
+      // read and parsed while scrypt unlocks the key and the vault is listed; the empty catch
+      // only marks the promise handled, its failure still surfaces where it is awaited
+      const hashes = cache.loadHashes();
+      const mirrorCache = loadMirrorCache(cache);
+      mirrorCache.catch(() => undefined);
       const exists = await mirrorExists(backend);
       // an existing mirror opens with its own key files; a new one gets the repository's
       let keys: CryptomatorKeys;
@@ -121,10 +126,8 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
       opts.reporter.phase(`${opts.dryRun ? '[dry run] ' : ''}sync up ${job.name} → ${target.name} (${backend.description}/${MIRROR_DIR})${exists ? '' : ': new vault'}`);
       let previous: VaultState | undefined;
       const problems: string[] = [];
-      // parsed while the vault listing waits on the target
-      const hashes = cache.loadHashes();
       if (vault) {
-        const remote = await readMirror(vault, await loadMirrorCache(cache));
+        const remote = await readMirror(vault, await mirrorCache);
         for (const d of remote.damage) {
           const msg = `mirror on ${target.name}: left alone a damaged entry ${d.object} in /${d.dir}: ${d.problem}`;
           problems.push(msg);
@@ -155,6 +158,8 @@ export async function runSyncUp(job: JobConfig, opts: SyncOptions): Promise<Sync
       });
       problems.push(...applied.problems);
       if (!opts.dryRun) {
+        // the vault's files were put with deferSync; the cache must not claim what a crash could lose
+        await backend.flush?.();
         if (masterkeyText !== undefined) {
           // the vault's own files last: until they exist, the folder is no vault to anyone
           await putBuffer(backend, joinPath(MIRROR_DIR, MASTERKEY_FILE), Buffer.from(masterkeyText));

@@ -197,6 +197,8 @@ export class GenerationWriter {
   }
 
   async commit(): Promise<void> {
+    // what was put with deferSync must be on the disk before the commit marker is
+    await this.backend.flush?.();
     const sums = Buffer.from(formatSums(this.sums));
     await putBuffer(this.backend, joinPath(this.workDir, SUMS), sums);
     this.written.push({ name: SUMS, size: sums.length, isDir: false });

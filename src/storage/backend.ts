@@ -30,6 +30,12 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** called whenever bytes move inside a verb (e.g. a read-back check), so idle timeouts measure silence, not total time */
   progress?: () => void;
+  /**
+   * put: the object need not be durable when the put returns, only after the next `flush`.
+   * For many small objects written before one commit marker (a vault generation), one flush
+   * costs far less than a sync per object. Backends without `flush` are durable at once.
+   */
+  deferSync?: boolean;
 }
 
 /**
@@ -60,6 +66,8 @@ export interface Backend {
    * parents. A server that will not rejects with FolderCopyRefusedError. See copyFolder.
    */
   copyTree?(from: string, to: string, opts?: RequestOptions): Promise<void>;
+  /** makes every put made with `deferSync` (and every copyTree) durable; call before a commit marker */
+  flush?(opts?: RequestOptions): Promise<void>;
 }
 
 export function joinPath(...parts: string[]): string {

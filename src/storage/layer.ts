@@ -1,7 +1,7 @@
 import { pipeline, type Duplex, type Readable } from 'node:stream';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
 
-export type Verb = 'put' | 'get' | 'stat' | 'list' | 'remove' | 'mkdir' | 'move' | 'copy' | 'copyTree';
+export type Verb = 'put' | 'get' | 'stat' | 'list' | 'remove' | 'mkdir' | 'move' | 'copy' | 'copyTree' | 'flush';
 
 /** One call as a layer sees it. */
 export interface Request {
@@ -42,6 +42,7 @@ export class LayeredBackend implements Backend {
   readonly move?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
   readonly copy?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
   readonly copyTree?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
+  readonly flush?: (opts?: RequestOptions) => Promise<void>;
 
   constructor(
     private readonly inner: Backend,
@@ -60,6 +61,10 @@ export class LayeredBackend implements Backend {
     if (inner.copyTree) {
       const copyTree = inner.copyTree.bind(inner);
       this.copyTree = (from, to, opts) => this.layer.call<void>({ verb: 'copyTree', path: from, to }, opts ?? {}, (o) => copyTree(from, to, o));
+    }
+    if (inner.flush) {
+      const flush = inner.flush.bind(inner);
+      this.flush = (opts) => this.layer.call<void>({ verb: 'flush', path: '' }, opts ?? {}, (o) => flush(o));
     }
   }
 

@@ -12,6 +12,7 @@ export class TimeoutLayer implements Layer {
   /**
    * A folder copy on the server (WebDAV COPY Depth infinity) answers only when every file is
    * copied, with no progress before: gigabytes of a generation may rightly take this long.
+   * So may a local flush, which writes out everything a generation left in the page cache.
    */
   static readonly TREE_COPY_MS = 30 * 60_000;
 
@@ -21,7 +22,7 @@ export class TimeoutLayer implements Layer {
   ) {}
 
   async call<T>(req: Request, opts: RequestOptions, next: Next<T>, body?: BodySource): Promise<T> {
-    const ms = req.verb === 'copyTree' ? Math.max(this.ms, TimeoutLayer.TREE_COPY_MS) : this.ms;
+    const ms = req.verb === 'copyTree' || req.verb === 'flush' ? Math.max(this.ms, TimeoutLayer.TREE_COPY_MS) : this.ms;
     const controller = new AbortController();
     const timedOut = () =>
       new StorageError(`target ${this.target}: ${describeRequest(req)}: no response for ${ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)}s`}`, {

@@ -2,7 +2,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable, pipeline } from 'node:stream';
-import { createClient, parseXML, type WebDAVClient } from 'webdav';
+import type { WebDAVClient, WebDAVClientOptions } from 'webdav';
 import type { WebdavTargetConfig } from '../config/types.js';
 import { CerberusError } from '../errors.js';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
@@ -39,6 +39,11 @@ interface Send {
   signal?: AbortSignal | undefined;
 }
 
+type WebdavPackage = typeof import('webdav');
+let webdavLoading: Promise<WebdavPackage> | undefined;
+/** The package is loaded on first use: a job without WebDAV targets starts about 0.25 s sooner. */
+const loadWebdav = (): Promise<WebdavPackage> => (webdavLoading ??= import('webdav'));
+
 /**
  * A folder on a WebDAV server (RFC 4918): upload to a temp name, MOVE into place, check the
  * stored size (or read it back). Only the raw verbs; retries, timeouts and limits wrap it.
@@ -52,7 +57,8 @@ export class WebdavBackend implements Backend {
     maxObjectSize: Number.MAX_SAFE_INTEGER,
   };
   readonly description: string;
-  private readonly client: WebDAVClient;
+  private readonly clientOptions: WebDAVClientOptions;
+  private clientInstance: WebDAVClient | undefined;
   /** absolute, percent-encoded, no trailing '/' */
   private readonly rootUrl: string;
   /** the part of rootUrl that must already exist on the server */
@@ -77,11 +83,17 @@ export class WebdavBackend implements Backend {
       // UTF-8, as servers compare it; the package's own Basic header is Latin-1 only
       headers.Authorization = `Basic ${Buffer.from(`${username ?? ''}:${password ?? ''}`, 'utf8').toString('base64')}`;
     }
-    this.client = createClient(this.rootUrl, {
+    this.clientOptions = {
       headers,
       httpAgent: new http.Agent({ keepAlive: true }),
       httpsAgent: new https.Agent({ keepAlive: true }),
-    });
+    };
+  }
+
+  private async client(): Promise<WebDAVClient> {
+    const { createClient } = await loadWebdav();
+    this.clientInstance ??= createClient(this.rootUrl, this.clientOptions);
+    return this.clientInstance;
   }
 
   async put(p: string, body: BodySource, size: number, opts: RequestOptions = {}): Promise<void> {
@@ -355,9 +367,9 @@ export class WebdavBackend implements Backend {
       if (err instanceof StorageError && err.status === 404) return undefined;
       throw this.failure(what, err, signal);
     }
-    let parsed: Awaited<ReturnType<typeof parseXML>>;
+    let parsed: Awaited<ReturnType<WebdavPackage['parseXML']>>;
     try {
-      parsed = await parseXML(text);
+      parsed = await (await loadWebdav()).parseXML(text);
     } catch (err) {
       throw new StorageError(`target ${this.cfg.name}: ${what}: unreadable PROPFIND answer`, {
         retryable: false,
@@ -412,7 +424,7 @@ export class WebdavBackend implements Backend {
 
   private async send(what: string, req: Send): Promise<FetchResponse> {
     try {
-      return (await this.client.customRequest('', {
+      return (await (await this.client()).customRequest('', {
         method: req.method,
         url: req.url,
         headers: req.headers ?? {},

@@ -34,6 +34,8 @@ import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.j
  */
 
 const COMBO = 'SIV_GCM' as const;
+/** Every object of a vault is made durable at once by the caller's `flush`, before it commits. */
+const DEFER = { deferSync: true } as const;
 
 export interface ApplyOptions {
   backend: Backend;
@@ -131,7 +133,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
 
   const putObject = async (o: VaultObject) => {
     if (dryRun) return;
-    await backend.put(at(o.path), () => Readable.from([o.data]), o.data.length);
+    await backend.put(at(o.path), () => Readable.from([o.data]), o.data.length, DEFER);
     objects.set(o.path, createHash('sha256').update(o.data).digest('hex'));
     stats.uploadedBytes += o.data.length;
   };
@@ -222,12 +224,19 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
       const { data, before, stable } = read;
       if (!stable && attempt < 2) continue;
       if (!stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
-      const ct = encryptBuffer(COMBO, keys, data);
+      // `data` is the shared read buffer: done with before the first await
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      const size = data.length;
+      const out = ctBuffers.pop() ?? Buffer.allocUnsafe(ciphertextSize(COMBO, SMALL_FILE));
+      const ct = encryptBuffer(COMBO, keys, data, out);
+      const ctSha256 = createHash('sha256').update(ct).digest('hex');
       // the same bytes on a retry: the same content under the same nonces, nothing new revealed
-      await backend.put(at(content), () => Readable.from([ct]), ct.length);
-      visited.bytes += data.length;
+      await backend.put(at(content), () => Readable.from([ct]), ct.length, DEFER);
+      // a settled put holds no reference to its body (a failed one drops the buffer instead)
+      ctBuffers.push(out);
+      visited.bytes += size;
       tick();
-      stored(e, record, isNew, content, before, createHash('sha256').update(data).digest('hex'), createHash('sha256').update(ct).digest('hex'));
+      stored(e, record, isNew, content, before, sha256, ctSha256);
       return true;
     }
   };
@@ -266,7 +275,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
         );
         return out;
       };
-      await backend.put(at(content), body, ctSize);
+      await backend.put(at(content), body, ctSize, DEFER);
       const after = await fsp.lstat(e.abs, { bigint: true }).catch(() => undefined);
       const used = current!;
       const stable = after !== undefined && after.size === before.size && after.mtimeNs === before.mtimeNs && used.exact.sourceBytes === size;
@@ -461,9 +470,17 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
 
 /** Files up to this size are read whole (see uploadSmall); the rest stream in 1 MiB reads. */
 const SMALL_FILE = 256 * 1024;
+/**
+ * Where readWhole reads, reused for every small file: a fresh buffer per file was half a
+ * gigabyte of short-lived memory outside the heap for a 2 GiB tree, and raised the peak RSS.
+ */
+let readBuffer = Buffer.alloc(0);
+/** Ciphertext buffers of small files, one per upload in flight, reused for the same reason. */
+const ctBuffers: Buffer[] = [];
 
 /**
- * A small regular file's bytes with its fstat before and after the read, by synchronous calls:
+ * A small regular file's bytes with its fstat before and after the read, by synchronous calls.
+ * The bytes live in the shared readBuffer: use them before the next await. Synchronous calls:
  * for a few KiB those cost less than the thread-pool round trips of five async calls. O_NONBLOCK
  * so that a FIFO put in a file's place cannot hang the open; 'stream' for anything but a
  * regular file of at most `limit` bytes. `stable`: size and mtime did not move during the read
@@ -471,6 +488,7 @@ const SMALL_FILE = 256 * 1024;
  * one is by ExactLength).
  */
 function readWhole(abs: string, limit: number): { data: Buffer; before: fs.BigIntStats; stable: boolean } | 'gone' | 'stream' {
+  if (readBuffer.length < limit + 1) readBuffer = Buffer.allocUnsafe(limit + 1);
   let fd: number;
   try {
     fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -483,7 +501,7 @@ function readWhole(abs: string, limit: number): { data: Buffer; before: fs.BigIn
     if (!before.isFile() || before.size > BigInt(limit)) return 'stream';
     const size = Number(before.size);
     // one byte more than expected, to see a file that grew
-    const buf = Buffer.allocUnsafe(size + 1);
+    const buf = readBuffer.subarray(0, size + 1);
     let n = 0;
     while (n < buf.length) {
       const r = fs.readSync(fd, buf, n, buf.length - n, null);

@@ -17,7 +17,7 @@ import {
   type GenerationInfo,
 } from '../../src/repository/generations.js';
 import { readSmall, sha256Hex } from '../../src/repository/io.js';
-import type { Backend } from '../../src/storage/backend.js';
+import type { Backend, RequestOptions } from '../../src/storage/backend.js';
 import { LocalBackend } from '../../src/storage/local.js';
 
 let root: string;
@@ -85,9 +85,13 @@ class RecordingBackend implements Backend {
     if (canMove) this.move = (from: string, to: string) => (this.calls.push(`move ${from} ${to}`), inner.move(from, to));
   }
   move?: (from: string, to: string) => Promise<void>;
-  put(p: string, body: () => Readable, size: number) {
-    this.calls.push(`put ${p}`);
-    return this.inner.put(p, body, size);
+  put(p: string, body: () => Readable, size: number, opts?: RequestOptions) {
+    this.calls.push(`put ${p}${opts?.deferSync ? ' (deferred)' : ''}`);
+    return this.inner.put(p, body, size, opts);
+  }
+  flush() {
+    this.calls.push('flush');
+    return this.inner.flush();
   }
   get(p: string) {
     return this.inner.get(p);
@@ -172,6 +176,17 @@ describe('GenerationWriter', () => {
     const puts = rec.calls.filter((c) => c.startsWith('put ') || c.startsWith('move '));
     expect(puts.at(-2)).toBe(`put daily/.incomplete-${D}/${SUMS}`);
     expect(puts.at(-1)).toBe(`move daily/.incomplete-${D} daily/${D}`);
+  });
+
+  it('flushes deferred puts before the commit marker is written', async () => {
+    const rec = new RecordingBackend(local, true);
+    const w = await writeGeneration(rec, 'daily', D, Q);
+    const obj = Buffer.from('a vault object');
+    await rec.put(`daily/.incomplete-${D}/d/AB/obj.c9r`, () => Readable.from([obj]), obj.length, { deferSync: true });
+    await w.commit();
+    const tail = rec.calls.filter((c) => /^(put|move|flush)/.test(c)).slice(-4);
+    expect(tail).toEqual([`put daily/.incomplete-${D}/d/AB/obj.c9r (deferred)`, 'flush', `put daily/.incomplete-${D}/${SUMS}`, `move daily/.incomplete-${D} daily/${D}`]);
+    expect(await fsp.readFile(path.join(root, 'daily', D, 'd/AB/obj.c9r'), 'utf8')).toBe('a vault object');
   });
 
   it('leaves nothing after abort', async () => {

@@ -278,6 +278,18 @@ for (const subject of subjects) {
       expect(await tree(backend, 'cx/src')).toEqual([['a', 1], ['sub/b', 1]]);
     });
 
+    it('keeps deferred puts, small and large, and has them all after a flush', async () => {
+      const files = [1, 5_000, 256 * 1024, 256 * 1024 + 1, 700_000].map((n, i) => ({ p: `deferred/d${i}/f`, data: randomBytes(n) }));
+      await Promise.all(files.map((f) => backend.put(f.p, () => Readable.from([f.data]), f.data.length, { deferSync: true })));
+      await backend.flush?.();
+      for (const f of files) expect((await readAll(backend, f.p)).equals(f.data)).toBe(true);
+      const again = randomBytes(3000);
+      await backend.put(files[1]!.p, () => Readable.from([again]), again.length, { deferSync: true });
+      await backend.flush?.();
+      expect((await readAll(backend, files[1]!.p)).equals(again)).toBe(true);
+      expect((await backend.list('deferred/d1')).map((e) => e.name)).toEqual(['f']);
+    });
+
     it('takes concurrent puts', async () => {
       const files = Array.from({ length: 12 }, (_, i) => ({ p: `conc/f${String(i).padStart(2, '0')}`, data: randomBytes(300_000 + i) }));
       await Promise.all(files.map((f) => put(backend, f.p, f.data)));

@@ -202,4 +202,72 @@ describe('LocalBackend', () => {
     expect(joinPath('a/', '/b', './c', '', 'd/e')).toBe('a/b/c/d/e');
     expect(joinPath('', '')).toBe('');
   });
+
+  describe('deferred durability (deferSync, flush)', () => {
+    const deferred = (backend: LocalBackend, p: string, data: Buffer, size = data.length) =>
+      backend.put(p, () => Readable.from([data]), size, { deferSync: true });
+
+    it('writes small deferred puts whole, syncs the file system once per flush, and in the background in between', async () => {
+      const syncs: string[] = [];
+      const d = new LocalBackend(root, { syncFileSystem: async (dir) => void syncs.push(dir), writeBehindBytes: 100_000 });
+      await d.flush();
+      expect(syncs).toEqual([]); // nothing deferred: nothing to do
+      const files = Array.from({ length: 12 }, (_, i) => ({ p: `v/${i % 3}/f${i}`, data: Buffer.alloc(20_000 + i, i) }));
+      for (const f of files) await deferred(d, f.p, f.data);
+      // one probe (sync -f works here), then a write-behind per 100,000 bytes of the 240,066
+      expect(syncs).toEqual([root, root, root]);
+      await d.flush();
+      expect(syncs).toHaveLength(4);
+      await d.flush();
+      expect(syncs).toHaveLength(4); // flushed already
+      for (const f of files) expect(await fsp.readFile(path.join(root, f.p))).toEqual(f.data);
+      expect((await everything()).filter((e) => e.includes('.tmp-'))).toEqual([]);
+    });
+
+    it('fails a deferred put of the wrong size and leaves nothing behind', async () => {
+      const d = new LocalBackend(root, { syncFileSystem: async () => undefined });
+      const short = await errorOf(deferred(d, 'x/short', Buffer.alloc(10), 11));
+      expect(short.code).toBe('STORAGE');
+      expect(short.message).toMatch(/wrote 10 bytes of x\/short, expected 11/);
+      expect((await errorOf(deferred(d, 'x/long', Buffer.alloc(12), 11))).code).toBe('STORAGE');
+      expect(await everything()).toEqual([]);
+    });
+
+    it('reports a failed background sync at the flush, where the commit would follow', async () => {
+      let calls = 0;
+      const d = new LocalBackend(root, {
+        syncFileSystem: async () => {
+          if (++calls === 2) throw new Error('sync: error syncing: Input/output error');
+        },
+        writeBehindBytes: 1,
+      });
+      await deferred(d, 'a', Buffer.from('first'));
+      const e = await errorOf(d.flush());
+      expect(e.code).toBe('STORAGE');
+      expect(e.message).toMatch(/cannot write the new files out to the disk: sync: error syncing: Input\/output error/);
+      expect(e.hint).toMatch(/this run commits nothing/);
+      // the kernel reports such an error once: a later flush must not pass
+      expect((await errorOf(d.flush())).code).toBe('STORAGE');
+    });
+
+    it('syncs every put itself where `sync -f` cannot run, and then has nothing to flush', async () => {
+      let calls = 0;
+      const d = new LocalBackend(root, {
+        syncFileSystem: async () => {
+          calls++;
+          throw Object.assign(new Error('spawn sync ENOENT'), { code: 'ENOENT' });
+        },
+      });
+      await deferred(d, 'n/a', Buffer.from('no sync binary'));
+      await d.flush();
+      expect(calls).toBe(1); // the probe only
+      expect(await read('n/a')).toBe('no sync binary');
+    });
+
+    it('flushes for real with coreutils sync', async () => {
+      await deferred(b, 'real/f', Buffer.from('on the disk'));
+      await b.flush();
+      expect(await read('real/f')).toBe('on the disk');
+    });
+  });
 });

@@ -97,6 +97,20 @@ export async function openVault(store: VaultStore, password: string, root = ''):
   return { config: readVaultConfig(token, keys), keys, store, root: base };
 }
 
+/** directory nodes whose reads run ahead of the walk (three reads each) */
+const PREFETCH = 8;
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ ok: true, value }),
+    (error: unknown) => ({ ok: false, error }),
+  );
+const unsettle = <T>(r: Settled<T>): T => {
+  if (r.ok) return r.value;
+  throw r.error;
+};
+
 interface Listing {
   folder: string;
   items: Array<{ name: string; size: number; isDir: boolean }>;
@@ -135,8 +149,48 @@ class Walker {
     throw new CerberusError('INTEGRITY', `vault folder /${dir}: ${object}: ${problem}`, { hint: DAMAGE_HINT });
   }
 
-  private async list(rel: string): Promise<Listing['items']> {
-    return this.vault.store.list(this.at(rel));
+  /**
+   * Reads started ahead of the walk (see prefetch), by object; each taken once. Only the I/O
+   * runs ahead: what a result means (damage, loops) is still decided in walk order.
+   */
+  private readonly ahead = new Map<string, Promise<Settled<unknown>>>();
+
+  private take<T>(key: string, read: () => Promise<T>): Promise<T> {
+    const early = this.ahead.get(key) as Promise<Settled<T>> | undefined;
+    if (!early) return read();
+    this.ahead.delete(key);
+    return early.then(unsettle);
+  }
+
+  private start<T>(key: string, read: () => Promise<T>): Promise<Settled<T>> {
+    const p = settle(read());
+    this.ahead.set(key, p);
+    return p;
+  }
+
+  private list(rel: string): Promise<Listing['items']> {
+    return this.take(`list:${rel}`, () => this.vault.store.list(this.at(rel)));
+  }
+
+  private read(object: string): Promise<Buffer> {
+    return this.take(`read:${object}`, () => readSmall(this.vault.store, this.at(object)));
+  }
+
+  /**
+   * Starts the reads a directory node will need: its node folder, its dir.c9r and the folder
+   * that names. Walking one folder after another, each waiting on its own round trips, left
+   * a no-change `sync up` of 500 folders idle for most of a second.
+   */
+  private prefetch(node: string): void {
+    void this.start(`list:${node}`, () => this.vault.store.list(this.at(node))).then(async (inside) => {
+      if (!inside.ok || !inside.value.some((e) => e.name === 'dir.c9r' && !e.isDir)) return;
+      const object = `${node}/dir.c9r`;
+      const raw = await this.start(`read:${object}`, () => readSmall(this.vault.store, this.at(object)));
+      if (!raw.ok) return;
+      const dirId = raw.value.toString('utf8').trim();
+      const folder = dirPath(this.vault.keys, dirId);
+      if (!this.ahead.has(`list:${folder}`)) void this.start(`list:${folder}`, () => this.vault.store.list(this.at(folder)));
+    });
   }
 
   /** undefined when the folder is absent; an absent folder and an empty one list alike, so the parent decides. */
@@ -154,7 +208,13 @@ class Walker {
     this.seen.add(dirId);
     const children = await this.children(dirId, dir, listing);
     const prefix = dir === '' ? '' : `${dir}/`;
+    const folders = children.filter((c) => c.isDir);
+    let next = 0;
+    const fill = () => {
+      for (; next < folders.length && this.ahead.size < PREFETCH * 3; next++) this.prefetch(folders[next]!.node);
+    };
     for (const child of children) {
+      if (child.isDir) fill();
       const path = prefix + child.name;
       if (!child.isDir) {
         if (!child.node.endsWith('.c9r')) {
@@ -252,7 +312,7 @@ class Walker {
   /** A small metadata object, or undefined (reported) when missing or oversized. Store failures propagate. */
   private async small(dir: string, object: string): Promise<Buffer | undefined> {
     try {
-      return await readSmall(this.vault.store, this.at(object));
+      return await this.read(object);
     } catch (err) {
       if (isNotFound(err)) this.damage(dir, object, 'is missing');
       else if (err instanceof CerberusError && err.code === 'INTEGRITY') this.damage(dir, object, err.message);

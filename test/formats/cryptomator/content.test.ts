@@ -48,6 +48,21 @@ describe.each(COMBOS)('content %s', (combo) => {
     expect(decryptBuffer(combo, keys, encryptBuffer(combo, keys, clear), 'x').equals(clear)).toBe(true);
   });
 
+  it('never repeats a header nonce or a chunk nonce, across files and pool refills', async () => {
+    const [nonceSize, tagSize] = combo === 'SIV_GCM' ? [12, 16] : [16, 32];
+    const seen = new Set<string>();
+    const clear = Buffer.alloc(CLEARTEXT_CHUNK_SIZE * 3, 7);
+    // 2,000 files of three chunks draw far more than one pool of random bytes
+    for (let i = 0; i < 2000; i++) {
+      const ct = encryptBuffer(combo, keys, clear);
+      const nonces = [ct.subarray(0, nonceSize)];
+      for (let off = headerSize(combo); off < ct.length; off += CLEARTEXT_CHUNK_SIZE + nonceSize + tagSize) nonces.push(ct.subarray(off, off + nonceSize));
+      expect(nonces).toHaveLength(4);
+      for (const n of nonces) seen.add(n.toString('hex'));
+    }
+    expect(seen.size).toBe(8000);
+  });
+
   it('an empty file is the header alone', async () => {
     expect((await encrypt(combo, Buffer.alloc(0))).length).toBe(headerSize(combo));
   });
