@@ -3,6 +3,7 @@ import { describeError, ExitCode, exitCodeFor } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { CommandContext } from './context.js';
 import * as backup from './commands/backup.js';
+import * as health from './commands/health.js';
 import * as init from './commands/init.js';
 import * as keygen from './commands/keygen.js';
 import * as list from './commands/list.js';
@@ -12,7 +13,7 @@ import * as restore from './commands/restore.js';
 import * as sync from './commands/sync.js';
 import * as verify from './commands/verify.js';
 
-const COMMANDS = [keygen, init, backup, list, restore, verify, prune, sync, probe];
+const COMMANDS = [keygen, init, backup, list, restore, verify, prune, health, sync, probe];
 
 /** Runs the CLI and returns the exit code. Only bin/cerberus.ts calls process.exit. */
 export async function main(argv: string[], ctx: Partial<CommandContext> = {}): Promise<number> {

@@ -6,7 +6,7 @@ import { buildEnv } from './env.js';
 import { errorMap, toProblems } from './issues.js';
 import { machineTimezone, makeSchema } from './schema.js';
 import type { Config, JobConfig } from './types.js';
-import { interpolateDocument, parseYaml, redact, type Problem, type Redaction } from './yaml-doc.js';
+import { interpolateDocument, parseYaml, redact, type PathKey, type Problem, type Redaction } from './yaml-doc.js';
 
 const CONFIG_HINT = 'pass the right file with --config <file>';
 
@@ -34,7 +34,15 @@ function fail(shown: string, problems: Problem[], redactions: readonly Redaction
  * Reads, interpolates and validates the config file. Throws a CONFIG CerberusError that
  * names file:line and key path for every problem found.
  */
-export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export interface LoadOptions {
+  /**
+   * The encryption settings may use variables that are not set: `health` checks repositories
+   * from a machine that holds only the targets' credentials, no key and no vault password.
+   */
+  keyless?: boolean;
+}
+
+export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Promise<Config> {
   const home = env.HOME || os.homedir();
   const abs = path.resolve(expandHome(file, home));
   const dir = path.dirname(abs);
@@ -54,7 +62,8 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   if (syntax.length > 0) fail(shown, syntax);
 
   const vars = await buildEnv(dir, env, process.cwd());
-  const { problems: unset, redactions } = interpolateDocument(parsed, vars);
+  const keyless = opts.keyless ? (p: readonly PathKey[]) => p[0] === 'jobs' && p[2] === 'encryption' : undefined;
+  const { problems: unset, redactions } = interpolateDocument(parsed, vars, keyless);
   if (unset.length > 0) fail(shown, unset, redactions);
 
   const data: unknown = parsed.doc.toJS();

@@ -283,6 +283,16 @@ export function makeSchema(ctx: SchemaContext) {
     minFiles: count(0, 1),
   };
 
+  const githubShape = {
+    repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, { error: 'expected owner/name, e.g. me/backups' }),
+    token: z.string({ error: 'needs a token with access to the repository\'s issues, e.g. token: ${GITHUB_TOKEN}' }).min(1, { error: 'the token is empty' }),
+    labels: z.preprocess(orDefault(['cerberus']), z.array(z.string().min(1))),
+    /** GitHub Enterprise: https://github.example.com/api/v3 */
+    apiUrl: z.preprocess(orDefault('https://api.github.com'), httpUrl),
+    details: z.preprocess(orDefault(false), z.boolean()),
+  };
+  const reportShape = { github: z.strictObject(githubShape).optional() };
+
   const jobShape = {
     source: z.strictObject(sourceShape),
     encryption,
@@ -296,6 +306,7 @@ export function makeSchema(ctx: SchemaContext) {
     volumeSize: unit(parseSize, DEFAULT_VOLUME_SIZE, 'a size like 512MiB').refine((n) => n >= MIN_VOLUME_SIZE, {
       error: `must be at least ${MIN_VOLUME_SIZE} bytes (4KiB)`,
     }),
+    report: z.preprocess(orDefault({}), z.strictObject(reportShape)),
   };
   const job = z.strictObject(jobShape).transform((j): Omit<JobConfig, 'name'> => j);
 
@@ -315,6 +326,8 @@ export function makeSchema(ctx: SchemaContext) {
     ['jobs.*.targets.#', [...new Set([...Object.keys(localTargetShape), ...Object.keys(webdavTargetShape), ...Object.keys(s3TargetShape)])]],
     ['jobs.*.retention', Object.keys(retentionShape)],
     ['jobs.*.guards', Object.keys(guardsShape)],
+    ['jobs.*.report', Object.keys(reportShape)],
+    ['jobs.*.report.github', Object.keys(githubShape)],
   ]);
 
   return { schema, knownKeys };

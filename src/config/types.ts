@@ -82,6 +82,18 @@ export interface JobConfig {
   timezone: string;
   /** bytes */
   volumeSize: number;
+  report: { github?: GithubAlertConfig };
+}
+
+/** Failures and recoveries as GitHub issues, one per job and target. */
+export interface GithubAlertConfig {
+  /** owner/name */
+  repo: string;
+  token: string;
+  labels: string[];
+  apiUrl: string;
+  /** may the issue hold error messages (which can name files)? */
+  details: boolean;
 }
 
 export interface Config {

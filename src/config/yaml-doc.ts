@@ -92,12 +92,20 @@ function keyName(key: unknown): string {
   return isScalar(key) ? String(key.value) : String(key);
 }
 
+/** What an optional value whose variable is unset reads as; never a usable secret. */
+export const UNSET_PLACEHOLDER = '(unset)';
+
 /**
  * Interpolates `${VAR}` in every string value scalar, in place. Keys are left alone.
  * Working on nodes (not on the raw text) keeps line numbers right and means a value can
  * never turn into YAML structure.
  */
-export function interpolateDocument(parsed: ParsedYaml, env: Env): { problems: Problem[]; redactions: Redaction[] } {
+export function interpolateDocument(
+  parsed: ParsedYaml,
+  env: Env,
+  /** where an unset variable is no problem: the value becomes UNSET_PLACEHOLDER */
+  optional?: (path: readonly PathKey[]) => boolean,
+): { problems: Problem[]; redactions: Redaction[] } {
   const problems: Problem[] = [];
   const redactions: Redaction[] = [];
   const walk = (node: unknown, p: PathKey[]): void => {
@@ -106,7 +114,9 @@ export function interpolateDocument(parsed: ParsedYaml, env: Env): { problems: P
       const template = node.value;
       const r = interpolate(template, env);
       const line = lineOf(node, parsed.lines);
-      if (!r.ok && 'missing' in r) {
+      if (!r.ok && 'missing' in r && optional?.(p)) {
+        node.value = UNSET_PLACEHOLDER;
+      } else if (!r.ok && 'missing' in r) {
         problems.push({
           line,
           message: `${formatPath(p)} uses \${${r.missing}}, which is not set`,

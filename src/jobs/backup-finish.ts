@@ -6,6 +6,7 @@ import type { Generation, RepositoryListing } from '../repository/generations.js
 import type { Backend } from '../storage/backend.js';
 import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
+import { PhaseLog } from '../report/phases.js';
 import type { ApplyStats } from '../vault/apply.js';
 import { CerberusError, describeError } from '../errors.js';
 import { generationId } from '../engine/levels.js';
@@ -19,6 +20,8 @@ export interface BackupOptions {
   stateDir: string;
   reporter: Reporter;
   open: OpenTarget;
+  /** where the steps of the run are recorded for --report */
+  phases?: PhaseLog;
 }
 
 /** The counts of one run, the same for both repository kinds. */
@@ -35,6 +38,8 @@ export interface TargetBackupResult {
   problems: string[];
   stats?: BackupStats;
   pruned: string[];
+  /** restore points on the target after pruning; absent when prune did not run */
+  kept?: number;
   error?: string;
 }
 
@@ -72,6 +77,7 @@ export async function finishTarget(
   opts: BackupOptions,
 ): Promise<TargetBackupResult> {
   const { reporter } = opts;
+  const phases = opts.phases ?? new PhaseLog();
   const { target, backend, cache, listing, level, id } = plan;
   const generation = outcome?.generation;
   const suspicious = outcome?.suspicious ?? [];
@@ -94,23 +100,49 @@ export async function finishTarget(
   const after = generation ? [...listing.committed, generation] : listing.committed;
   await cache.retain(cacheWorthy(after));
 
+  if (generation) await phases.time('verify', target.name, () => verifyCommitted(backend, generation));
   if (suspicious.length > 0) {
     for (const r of suspicious) reporter.warn(`guard: ${r}`);
-    reporter.warn(`generation ${level}/${id} on ${target.name} is marked suspicious; nothing was pruned`);
+    const why = `generation ${level}/${id} on ${target.name} is marked suspicious; nothing was pruned`;
+    reporter.warn(why);
+    phases.skip('prune', target.name, why);
   } else if (run.unreadable > 0) {
-    reporter.warn(`some files could not be read, so nothing was pruned on ${target.name} this time`);
+    const why = `some files could not be read, so nothing was pruned on ${target.name} this time`;
+    reporter.warn(why);
+    phases.skip('prune', target.name, why);
   } else {
-    const pruned = await pruneRepository(backend, job.retention, opts.now, {
-      dryRun: false,
-      reporter,
-      target: target.name,
-      listing: { committed: after, leftovers: listing.leftovers, damaged: listing.damaged },
-    });
+    const pruned = await phases.time('prune', target.name, () =>
+      pruneRepository(backend, job.retention, opts.now, {
+        dryRun: false,
+        reporter,
+        target: target.name,
+        listing: { committed: after, leftovers: listing.leftovers, damaged: listing.damaged },
+      }),
+    );
     result.pruned = pruned.removed;
     const gone = new Set(pruned.removed);
-    await cache.retain(cacheWorthy(after.filter((g) => !gone.has(`${g.level}/${g.id}`))));
+    const kept = after.filter((g) => !gone.has(`${g.level}/${g.id}`));
+    result.kept = kept.length;
+    await cache.retain(cacheWorthy(kept));
   }
   return result;
+}
+
+/**
+ * The committed restore point, listed back from the target: every file written is there at
+ * the size written. One listing, so cheap on any target; it catches a target that answered a
+ * put but did not keep it. (`cerberus verify` reads everything back.)
+ */
+async function verifyCommitted(backend: Backend, g: Generation): Promise<void> {
+  const listed = new Map((await backend.list(g.dir)).map((e) => [e.name, e]));
+  for (const f of g.files) {
+    const got = listed.get(f.name);
+    if (!got || got.isDir !== f.isDir || (!f.isDir && got.size !== f.size)) {
+      throw new CerberusError('INTEGRITY', `${backend.description}: ${g.dir}/${f.name} ${got ? `lists ${got.size} bytes, ${f.size} were written` : 'is missing'} right after the commit`, {
+        hint: 'the target lost or changed a file it had accepted; run `cerberus verify` and check the storage',
+      });
+    }
+  }
 }
 
 /** Files whose content differs from the previous state: the ransomware guard's measure. */

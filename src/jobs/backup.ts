@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { JobConfig, TargetConfig } from '../config/index.js';
-import { CerberusError } from '../errors.js';
+import { CerberusError, describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
 import { manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
@@ -19,6 +19,8 @@ import { sha256Hex } from '../repository/io.js';
 import { acquireLock, type HeldLock } from '../repository/lock.js';
 import type { Backend } from '../storage/backend.js';
 import { formatBytes } from '../report/format.js';
+import { PhaseLog } from '../report/phases.js';
+import { UPLOAD_PHASE } from '../report/run-report.js';
 import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
 import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
 import { runVaultBackup } from './vault-backup.js';
@@ -28,6 +30,7 @@ export type { BackupOptions, BackupResult, BackupStats, TargetBackupResult };
 
 export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
   if (job.encryption.kind === 'cryptomator') return runVaultBackup(job, job.encryption, opts);
+  const phases = opts.phases ?? new PhaseLog();
   const { sealing, recipients } = await sealingFor(job);
   const failed = new Map<string, string>();
   const fail = (target: string, err: unknown) => {
@@ -40,7 +43,7 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
   try {
     for (const target of job.targets) {
       try {
-        plans.push(await planTarget(job, target, recipients, opts));
+        plans.push(await phases.time('plan', target.name, () => planTarget(job, target, recipients, opts)));
       } catch (err) {
         if (isRunFatal(err)) throw err;
         fail(target.name, err);
@@ -55,9 +58,19 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
       );
       let run: Produced;
       const outcomes = new Map<string, TargetOutcome>(group.map((p) => [p.target.name, { suspicious: [], changedFiles: 0 }]));
+      const started = Date.now();
+      // one encryption for the group: each target's test case gets its time and its own outcome
+      const record = (err?: unknown) => {
+        for (const p of group) {
+          const own = outcomes.get(p.target.name)?.error ?? err;
+          phases.record(UPLOAD_PHASE, p.target.name, Date.now() - started, own === undefined ? undefined : describeError(own));
+        }
+      };
       try {
         run = await produceGeneration({ job, plans: group, sealing, opts, outcomes });
+        record();
       } catch (err) {
+        record(err);
         if (isRunFatal(err)) throw err;
         for (const p of group) fail(p.target.name, outcomes.get(p.target.name)?.error ?? err);
         continue;

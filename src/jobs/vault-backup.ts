@@ -11,6 +11,8 @@ import { sha256Hex } from '../repository/io.js';
 import { acquireLock } from '../repository/lock.js';
 import { copyFolder, joinPath, removeTree, type Backend } from '../storage/index.js';
 import { formatBytes } from '../report/format.js';
+import { PhaseLog } from '../report/phases.js';
+import { UPLOAD_PHASE } from '../report/run-report.js';
 import { applyToVault } from '../vault/apply.js';
 import { encryptManifest, loadVaultState, saveVaultState, VAULT_CONFIG, VAULT_DATA, VAULT_MANIFEST, VAULT_SUMS, vaultSumsText } from '../vault/generation.js';
 import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
@@ -43,6 +45,30 @@ export async function runVaultBackup(job: JobConfig, enc: CryptomatorEncryption,
 const VAULT_PARALLEL = 8;
 
 async function backupTarget(job: JobConfig, enc: CryptomatorEncryption, target: TargetConfig, opts: BackupOptions): Promise<TargetBackupResult> {
+  // plan, then the upload (copy, encryption, commit); finishTarget records verify and prune
+  const phases = opts.phases ?? new PhaseLog();
+  let stage: string | undefined = 'plan';
+  let since = Date.now();
+  const enter = (next: string | undefined) => {
+    if (stage !== undefined) phases.record(stage, target.name, Date.now() - since);
+    stage = next;
+    since = Date.now();
+  };
+  try {
+    return await backupTargetStages(job, enc, target, opts, enter);
+  } catch (err) {
+    if (stage !== undefined) phases.record(stage, target.name, Date.now() - since, describeError(err));
+    throw err;
+  }
+}
+
+async function backupTargetStages(
+  job: JobConfig,
+  enc: CryptomatorEncryption,
+  target: TargetConfig,
+  opts: BackupOptions,
+  enter: (stage: string | undefined) => void,
+): Promise<TargetBackupResult> {
   const { reporter } = opts;
   const backend = opts.open(target);
   const descriptor = await requireDescriptor(backend, target.name, 'cryptomator');
@@ -66,6 +92,7 @@ async function backupTarget(job: JobConfig, enc: CryptomatorEncryption, target: 
         (previous && newest ? `, starting from a copy of ${newest.level}/${newest.id})` : ', whole)'),
     );
 
+    enter(UPLOAD_PHASE);
     const writer = new GenerationWriter(backend, level, id);
     let generation: Generation | undefined;
     try {
@@ -147,6 +174,7 @@ async function backupTarget(job: JobConfig, enc: CryptomatorEncryption, target: 
         };
         await saveVaultState(cache, id, applied.state);
       }
+      enter(undefined);
       return await finishTarget(
         job,
         { target, backend, cache, listing, level, id, parent: null },

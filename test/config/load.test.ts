@@ -83,6 +83,7 @@ describe('loadConfig: defaults and values', () => {
       guards: { maxShrink: 0.3, maxChanged: 0.5, minFiles: 1 },
       timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
       volumeSize: 512 * 2 ** 20,
+      report: {},
     });
   });
 
@@ -443,6 +444,7 @@ describe('selectJob', () => {
     guards: { maxShrink: 0.3, maxChanged: 0.5, minFiles: 1 },
     timezone: 'UTC',
     volumeSize: 4096,
+    report: {},
   });
   const config = (...names: string[]): Config => ({ file: '/c/config.yaml', dir: '/c', jobs: new Map(names.map((n) => [n, job(n)])) });
   const fails = (fn: () => unknown): CerberusError => {

@@ -15,7 +15,7 @@ const DAYS = 400;
 const START = Date.UTC(2025, 9, 1, 2, 0, 0); // 2025-10-01 02:00 UTC: the first run of a quarter
 const POLICY = { daily: 7, weekly: 5, monthly: 12, quarterly: 8 };
 /** every remaining restore point is restored in full on these days, and at the end */
-const FULL_CHECK_EVERY = 20;
+const FULL_CHECK_EVERY = 40;
 
 type Main = (argv: string[], ctx: { env: NodeJS.ProcessEnv; stdout: Writable; stderr: Writable; cwd: string }) => Promise<number>;
 

@@ -1,13 +1,14 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { JobConfig, TargetConfig } from '../../src/config/index.js';
+import type { TargetConfig } from '../../src/config/index.js';
 import { runBackup } from '../../src/jobs/backup.js';
 import { runInit } from '../../src/jobs/init.js';
 import { runRestore } from '../../src/jobs/restore.js';
 import { MemoryReporter } from '../../src/report/log.js';
 import { LocalBackend, type Backend } from '../../src/storage/index.js';
 import { diffTrees, snapshotTree, tempDir } from '../helpers/cli.js';
+import { vaultJob } from '../helpers/jobs.js';
 
 /**
  * The Cryptomator backup job against backends that cannot copy, or whose copy breaks: the
@@ -22,19 +23,7 @@ afterEach(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-function jobFor(): JobConfig {
-  const target: TargetConfig = { name: 'disk', type: 'local', path: path.join(dir, 'repo'), retries: 0, timeoutMs: 10_000, concurrency: 4, bwlimit: undefined };
-  return {
-    name: 'docs',
-    source: { paths: [path.join(dir, 'src')], exclude: [] },
-    encryption: { kind: 'cryptomator', password: 'pw' },
-    targets: [target],
-    retention: { daily: 7, weekly: 5, monthly: 12, quarterly: 8, keepWithinMs: 0 },
-    guards: { maxShrink: 0.9, maxChanged: 0.9, minFiles: 0 },
-    timezone: 'UTC',
-    volumeSize: 1 << 20,
-  };
-}
+const jobFor = () => vaultJob(dir);
 
 /** A local backend without server-side copy, as some WebDAV servers are. */
 function withoutCopy(b: LocalBackend): Backend {

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { runBackup, type BackupResult } from '../../jobs/backup.js';
+import { backupAlerts, backupTargets } from '../../jobs/backup-report.js';
 import { formatBytes, table } from '../../report/format.js';
+import { alertGithub, reported } from '../report.js';
 import { loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 interface BackupOptions extends JobOptions {
@@ -9,6 +11,7 @@ interface BackupOptions extends JobOptions {
   dryRun?: boolean;
   rehash?: boolean;
   json?: boolean;
+  report?: string;
 }
 
 export function backupExitCode(r: BackupResult): number {
@@ -32,17 +35,26 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--dry-run', 'show what would be stored; write nothing')
     .option('--rehash', 'read and hash every file, trusting no cached hash')
     .option('--json', 'print the result as JSON on stdout')
+    .option('--report <dir>', 'write junit.xml, summary.md and report.json there (for Jenkins: reports)')
     .action(async (opts: BackupOptions) => {
       const job = await loadJob(ctx, opts);
       const reporter = reporterFor(ctx, Boolean(opts.json));
-      const result = await runBackup(job, {
-        now: parseNow(opts.now),
-        dryRun: Boolean(opts.dryRun),
-        rehash: Boolean(opts.rehash),
-        stateDir: stateDir(ctx),
-        reporter,
-        open: storageFor(ctx, reporter),
-      });
+      const result = await reported(
+        ctx,
+        { ...(opts.report !== undefined ? { report: opts.report } : {}), command: 'backup', job: job.name, reporter },
+        (phases) =>
+          runBackup(job, {
+            now: parseNow(opts.now),
+            dryRun: Boolean(opts.dryRun),
+            rehash: Boolean(opts.rehash),
+            stateDir: stateDir(ctx),
+            reporter,
+            open: storageFor(ctx, reporter),
+            phases,
+          }),
+        (r, phases) => ({ exitCode: backupExitCode(r), targets: backupTargets(r, phases) }),
+      );
+      if (!opts.dryRun) await alertGithub([job], backupAlerts(result, parseNow(opts.now)), reporter);
       const code = backupExitCode(result);
       if (opts.json) printJson(ctx, { ...result, exitCode: code });
       else {
