@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { JobConfig } from '../config/index.js';
+import type { JobConfig, TargetConfig } from '../config/index.js';
 import { describeError } from '../errors.js';
 import { RESERVED_DIR } from '../engine/walk.js';
 import type { FileEntry } from '../engine/manifest.js';
@@ -12,6 +12,7 @@ import { hashObject } from '../repository/io.js';
 import { joinPath, type Backend } from '../storage/backend.js';
 import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
+import type { PhaseLog } from '../report/phases.js';
 import { verifyVaultGeneration } from '../vault/verify.js';
 
 export interface VerifyProblem {
@@ -30,50 +31,73 @@ export interface VerifyResult {
  * Quick: structure, chains, and every file against SHA256SUMS (no key). Full: also decrypts
  * every generation and checks every file it holds against the manifest's sha256.
  */
-export async function runVerify(job: JobConfig, opts: { full: boolean; opening?: Opening; reporter: Reporter; open: OpenTarget }): Promise<VerifyResult> {
+export async function runVerify(
+  job: JobConfig,
+  opts: { full: boolean; opening?: Opening; reporter: Reporter; open: OpenTarget; phases?: PhaseLog },
+): Promise<VerifyResult> {
   const password = opts.full && job.encryption.kind === 'cryptomator' ? job.encryption.password : undefined;
   const result: VerifyResult = { checked: 0, problems: [], leftovers: [] };
   for (const target of job.targets) {
-    const backend = opts.open(target);
-    await requireDescriptor(backend, target.name, job.encryption.kind);
-    const listing = await listGenerations(backend);
-    opts.reporter.phase(`verify ${target.name}: ${listing.committed.length} restore points${opts.full ? ', decrypting everything' : ''}`);
-    result.leftovers.push(...listing.leftovers.map((l) => `${target.name}: ${l.dir} (${l.why})`));
-    for (const d of listing.damaged) {
-      result.problems.push({ target: target.name, generation: d.dir, problem: d.why });
-      opts.reporter.warn(`${target.name} ${d.dir}: ${d.why}`);
+    const started = Date.now();
+    const before = result.problems.length;
+    const step = opts.full ? 'verify --full' : 'verify';
+    try {
+      await verifyTarget(job, target, opts, password, result);
+    } catch (err) {
+      opts.phases?.record(step, target.name, Date.now() - started, describeError(err));
+      throw err;
     }
-    const ids = new Map(listing.committed.map((g) => [g.id, g]));
-    for (const g of listing.committed) {
-      const name = `${g.level}/${g.id}`;
-      const fail = (problem: string) => {
-        result.problems.push({ target: target.name, generation: name, problem });
-        opts.reporter.warn(`${target.name} ${name}: ${problem}`);
-      };
-      result.checked++;
-      try {
-        for (const c of g.info.chain) if (!ids.has(c)) fail(`its chain needs ${c}, which is missing`);
-        if (g.parent && !ids.has(g.parent)) fail(`its parent ${g.parent} is missing`);
-        const before = result.problems.length;
-        if (g.info.kind === 'cryptomator') {
-          await verifyVaultGeneration(backend, g, password, fail);
-        } else {
-          const files = await generationFiles(backend, g);
-          for (const [file, want] of files.sums) {
-            const { sha256: got } = await hashObject(backend, joinPath(g.dir, file));
-            if (got !== want) fail(`${file} does not match SHA256SUMS`);
-          }
-          if (opts.full && opts.opening) await verifyContent(backend, g, ids, opts.opening, fail);
-        }
-        if (result.problems.length === before) opts.reporter.info(`${name}: ok`);
-      } catch (err) {
-        // verify takes no lock: a prune may remove a generation under it, which is no damage
-        if (!(await backend.stat(joinPath(g.dir, SUMS)))) opts.reporter.info(`${name}: removed while being verified`);
-        else fail(describeError(err));
-      }
-    }
+    const found = result.problems.slice(before).map((p) => `${p.generation}: ${p.problem}`);
+    opts.phases?.record(step, target.name, Date.now() - started, found.length > 0 ? found.join('; ') : undefined);
   }
   return result;
+}
+
+async function verifyTarget(
+  job: JobConfig,
+  target: TargetConfig,
+  opts: { full: boolean; opening?: Opening; reporter: Reporter; open: OpenTarget },
+  password: string | undefined,
+  result: VerifyResult,
+): Promise<void> {
+  const backend = opts.open(target);
+  await requireDescriptor(backend, target.name, job.encryption.kind);
+  const listing = await listGenerations(backend);
+  opts.reporter.phase(`verify ${target.name}: ${listing.committed.length} restore points${opts.full ? ', decrypting everything' : ''}`);
+  result.leftovers.push(...listing.leftovers.map((l) => `${target.name}: ${l.dir} (${l.why})`));
+  for (const d of listing.damaged) {
+    result.problems.push({ target: target.name, generation: d.dir, problem: d.why });
+    opts.reporter.warn(`${target.name} ${d.dir}: ${d.why}`);
+  }
+  const ids = new Map(listing.committed.map((g) => [g.id, g]));
+  for (const g of listing.committed) {
+    const name = `${g.level}/${g.id}`;
+    const fail = (problem: string) => {
+      result.problems.push({ target: target.name, generation: name, problem });
+      opts.reporter.warn(`${target.name} ${name}: ${problem}`);
+    };
+    result.checked++;
+    try {
+      for (const c of g.info.chain) if (!ids.has(c)) fail(`its chain needs ${c}, which is missing`);
+      if (g.parent && !ids.has(g.parent)) fail(`its parent ${g.parent} is missing`);
+      const before = result.problems.length;
+      if (g.info.kind === 'cryptomator') {
+        await verifyVaultGeneration(backend, g, password, fail);
+      } else {
+        const files = await generationFiles(backend, g);
+        for (const [file, want] of files.sums) {
+          const { sha256: got } = await hashObject(backend, joinPath(g.dir, file));
+          if (got !== want) fail(`${file} does not match SHA256SUMS`);
+        }
+        if (opts.full && opts.opening) await verifyContent(backend, g, ids, opts.opening, fail);
+      }
+      if (result.problems.length === before) opts.reporter.info(`${name}: ok`);
+    } catch (err) {
+      // verify takes no lock: a prune may remove a generation under it, which is no damage
+      if (!(await backend.stat(joinPath(g.dir, SUMS)))) opts.reporter.info(`${name}: removed while being verified`);
+      else fail(describeError(err));
+    }
+  }
 }
 
 async function verifyContent(

@@ -118,4 +118,28 @@ describe('backup --report', () => {
     expect(good.cases).toEqual(['disk plan', 'disk scan+encrypt+upload', 'disk verify', 'disk prune', 'disk guards']);
     expect(good.json.targets[0]).toMatchObject({ target: 'disk', status: 'committed', files: 1, changedFiles: 1, bytesRead: 8, kept: 1 });
   });
+
+  it('verify --report and prune --report: a case per target, a damaged file a failure', async () => {
+    const ws = await twoTargets();
+    for (const day of ['01', '02']) expect((await ws.run(['backup', '-c', ws.config, '--now', `2026-01-${day}T02:00:00Z`])).code).toBe(0);
+    const ok = await ws.run(['verify', '-c', ws.config, '--report', 'v']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((await reports(path.join(ws.dir, 'v'))).cases).toEqual(['usb verify', 'spare verify']);
+
+    const daily = path.join(ws.dir, 'spare', 'daily', '2026-01-02T020000Z', 'data.tar.gpg.0001');
+    const bytes = await fsp.readFile(daily);
+    bytes[bytes.length - 1]! ^= 1;
+    await fsp.writeFile(daily, bytes);
+    const bad = await ws.run(['verify', '-c', ws.config, '--report', 'v']);
+    expect(bad.code).toBe(1);
+    const v = await reports(path.join(ws.dir, 'v'));
+    expect(v.cases).toEqual(['usb verify', 'spare verify FAILED']);
+    expect(v.failures['spare verify FAILED']).toMatch(/daily\/2026-01-02T020000Z: data\.tar\.gpg\.0001 does not match SHA256SUMS/);
+
+    const pruned = await ws.run(['prune', '-c', ws.config, '--now', '2026-01-02T03:00:00Z', '--report', 'p']);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    const p = await reports(path.join(ws.dir, 'p'));
+    expect(p.cases).toEqual(['usb prune', 'spare prune']);
+    expect(p.summary).toMatch(/\| prune \| usb \| passed \|/);
+  });
 });

@@ -3,6 +3,7 @@ import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runVerify } from '../../jobs/verify.js';
 import { loadJob, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { reported } from '../report.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
   withJob(program.command('verify'))
@@ -16,11 +17,17 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--full', 'decrypt and check every file')
     .option('--key <file>', 'the private key file, for --full')
     .option('--json', 'print the result as JSON on stdout')
-    .action(async (opts: JobOptions & { full?: boolean; key?: string; json?: boolean }) => {
+    .option('--report <dir>', 'write junit.xml (a test case per target), summary.md and report.json there')
+    .action(async (opts: JobOptions & { full?: boolean; key?: string; json?: boolean; report?: string }) => {
       const job = await loadJob(ctx, opts);
       const opening = opts.full && job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
       const reporter = reporterFor(ctx, Boolean(opts.json));
-      const result = await runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter, open: storageFor(ctx, reporter) });
+      const result = await reported(
+        ctx,
+        { ...(opts.report !== undefined ? { report: opts.report } : {}), command: 'verify', job: job.name, reporter },
+        (phases) => runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter, open: storageFor(ctx, reporter), phases }),
+        (r) => ({ exitCode: r.problems.length > 0 ? ExitCode.failed : ExitCode.ok, targets: [] }),
+      );
       if (opts.json) printJson(ctx, result);
       else {
         for (const l of result.leftovers) ctx.stdout.write(`leftover (prune clears it): ${l}\n`);
