@@ -15,18 +15,11 @@ import * as verify from './commands/verify.js';
 
 const COMMANDS = [keygen, init, backup, list, restore, verify, prune, health, sync, probe];
 
-/** Runs the CLI and returns the exit code. Only bin/cerberus.ts calls process.exit. */
-export async function main(argv: string[], ctx: Partial<CommandContext> = {}): Promise<number> {
-  const context: CommandContext = {
-    env: ctx.env ?? process.env,
-    stdout: ctx.stdout ?? process.stdout,
-    stderr: ctx.stderr ?? process.stderr,
-    cwd: ctx.cwd ?? process.cwd(),
-  };
-  let code: number = ExitCode.ok;
-  const done = (c: number) => {
-    code = c;
-  };
+/**
+ * The command tree: every command with its options. Also what tests read to check that the
+ * pipelines' `sh` steps call only commands and flags that exist.
+ */
+export function createProgram(context: CommandContext, done: (code: number) => void): Command {
   const program = new Command('cerberus')
     .description(
       'Encrypted, generational backups of documents to storage nobody has to trust.\n' +
@@ -58,6 +51,21 @@ export async function main(argv: string[], ctx: Partial<CommandContext> = {}): P
     c.register(program, context, done);
   }
   for (const sub of program.commands) sub.exitOverride();
+  return program;
+}
+
+/** Runs the CLI and returns the exit code. Only bin/cerberus.ts calls process.exit. */
+export async function main(argv: string[], ctx: Partial<CommandContext> = {}): Promise<number> {
+  const context: CommandContext = {
+    env: ctx.env ?? process.env,
+    stdout: ctx.stdout ?? process.stdout,
+    stderr: ctx.stderr ?? process.stderr,
+    cwd: ctx.cwd ?? process.cwd(),
+  };
+  let code: number = ExitCode.ok;
+  const program = createProgram(context, (c) => {
+    code = c;
+  });
 
   if (argv.length === 0) {
     // no command is a usage error: help on stderr, exit 2

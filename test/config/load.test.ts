@@ -502,9 +502,12 @@ describe('encryption kind cryptomator', () => {
   });
 
   it('the examples in examples/ load', async () => {
-    const env = { VAULT_PASSWORD: 'v', PCLOUD_USER: 'u', PCLOUD_PASSWORD: 'p', DAV_USER: 'u', DAV_PASSWORD: 'p', S3_KEY: 'k', S3_SECRET: 's', PCLOUD_PASS: 'p' };
+    const env = {
+      VAULT_PASSWORD: 'v', PCLOUD_USER: 'u', PCLOUD_PASSWORD: 'p', DAV_USER: 'u', DAV_PASSWORD: 'p', S3_KEY: 'k', S3_SECRET: 's', PCLOUD_PASS: 'p',
+      CERBERUS_PUBLIC_KEY_FILE: '/run/secrets/cerberus.pub.asc', GITHUB_TOKEN: 't',
+    };
     const dir = path.resolve(import.meta.dirname, '../../examples');
-    for (const name of ['cryptomator.yaml', 'three-targets.yaml', 'quickstart.yaml']) {
+    for (const name of ['cryptomator.yaml', 'three-targets.yaml', 'quickstart.yaml', 'jenkins.yaml']) {
       const config = await loadConfig(path.join(dir, name), { HOME: home, ...env }).catch((err: unknown) => {
         throw new Error(`${name}: ${(err as Error).message}`);
       });
