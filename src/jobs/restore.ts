@@ -36,6 +36,8 @@ export interface RestoreOptions {
   open: OpenTarget;
   /** the target to restore from; default the job's first */
   target?: string;
+  /** read the manifest and say what would be restored and replaced; write nothing */
+  dryRun?: boolean;
 }
 
 export interface RestoreResult {
@@ -47,6 +49,8 @@ export interface RestoreResult {
   symlinks: number;
   bytes: number;
   to: string;
+  /** a dry run: the paths that exist in --to and would be replaced (so need --overwrite) */
+  wouldReplace?: string[];
 }
 
 export function pickTarget(job: JobConfig, name: string | undefined): TargetConfig {
@@ -174,6 +178,7 @@ export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<
   }
 
   const to = path.resolve(opts.to);
+  if (opts.dryRun) return dryRun(point, target.name, selected, to, reporter);
   const { created } = await prepareDestination(to, opts.overwrite);
   const staging = path.join(to, `.cerberus-restore-${randomBytes(6).toString('hex')}.partial`);
   try {
@@ -226,6 +231,23 @@ export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<
 }
 
 const nsSeconds = (ns: string): number => Number(BigInt(ns) / 1000n) / 1e6;
+
+/** What a restore would do: the counts, and which files already in --to it would replace. */
+async function dryRun(point: Generation, target: string, selected: ManifestEntry[], to: string, reporter: Reporter): Promise<RestoreResult> {
+  const files = selected.filter((e): e is FileEntry => e.type === 'file');
+  const dirs = selected.filter((e) => e.type === 'dir').length;
+  const wouldReplace: string[] = [];
+  for (const e of selected) {
+    if (e.type === 'dir') continue;
+    if (await fsp.lstat(path.join(to, e.path)).then(() => true, () => false)) wouldReplace.push(e.path);
+  }
+  const bytes = files.reduce((n, f) => n + f.size, 0);
+  reporter.info(
+    `[dry run] would restore ${files.length} files (${formatBytes(bytes)}), ${dirs} folders into ${to}` +
+      (wouldReplace.length > 0 ? `, replacing ${wouldReplace.length} files there (that needs --overwrite)` : ''),
+  );
+  return { target, id: point.id, level: point.level, files: files.length, dirs, symlinks: selected.length - files.length - dirs, bytes, to, wouldReplace };
+}
 
 /** Streams each generation that holds wanted bytes once, writing and checking every file. */
 async function extractFiles(

@@ -98,6 +98,31 @@ describe('backup and restore through the CLI', () => {
     expect((JSON.parse((await ws.run(['list', '-c', ws.config, '--json'])).stdout) as { points: unknown[] }).points).toEqual([]);
   }, 60_000);
 
+  it('restore --dry-run says what it would restore and replace, and writes nothing', async () => {
+    ws = await workspace();
+    await ready(ws);
+    await fsp.mkdir(path.join(ws.src, 'sub'));
+    await fsp.writeFile(path.join(ws.src, 'a.txt'), 'a');
+    await fsp.writeFile(path.join(ws.src, 'sub', 'b.txt'), 'bb');
+    expect((await ws.run(['backup', '-c', ws.config])).code).toBe(0);
+    const absent = path.join(ws.dir, 'not-yet');
+    const r = await ws.run(['restore', '-c', ws.config, '--at', 'latest', '--to', absent, '--dry-run', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ files: 2, dirs: 1, bytes: 3, wouldReplace: [] });
+    expect(await fsp.stat(absent).catch(() => undefined)).toBeUndefined();
+
+    const busy = path.join(ws.dir, 'busy');
+    await fsp.mkdir(path.join(busy, 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(busy, 'sub', 'b.txt'), 'mine');
+    const d = await ws.run(['restore', '-c', ws.config, '--at', 'latest', '--to', busy, '--dry-run']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/^would restore quarterly\/\S+ from usb: 2 files into /);
+    expect(d.stdout).toContain('would replace: sub/b.txt\n');
+    expect(d.stderr).toMatch(/replacing 1 files there \(that needs --overwrite\)/);
+    expect(await fsp.readFile(path.join(busy, 'sub', 'b.txt'), 'utf8')).toBe('mine');
+    expect(await fsp.readdir(busy)).toEqual(['sub']);
+  }, 60_000);
+
   it('skips sockets and FIFOs with a warning and exit 3', async () => {
     ws = await workspace();
     await ready(ws);

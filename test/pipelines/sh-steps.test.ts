@@ -16,10 +16,13 @@ const PIPELINES = ['Jenkinsfile', ...fs.readdirSync(path.join(ROOT, 'pipelines')
 const sink = new Writable({ write: (_c, _e, cb) => cb() });
 const program = createProgram({ env: {}, stdout: sink, stderr: sink, cwd: ROOT }, () => undefined);
 
-/** The script of every `sh` step: `sh '…'`, `sh('…')`, `sh(returnStatus: true, script: '…')`. */
+/** The script of every `sh` step: `sh '…'`, `sh '''…'''`, `sh('…')`, `sh(returnStatus: true, script: '…')`. */
 function shSteps(groovy: string): { scripts: string[]; unquoted: string[] } {
   const scripts: string[] = [];
   const unquoted: string[] = [];
+  // '''…''' is single-quoted too: Groovy interpolates neither
+  for (const m of groovy.matchAll(/\bsh\b\s*\(?\s*(?:script:\s*)?'''([\s\S]*?)'''/g)) scripts.push(m[1]!);
+  groovy = groovy.replace(/\bsh\b\s*\(?\s*(?:script:\s*)?'''[\s\S]*?'''/g, '');
   for (const m of groovy.matchAll(/\bsh\b\s*(\(([^)]*)\)|(['"].*))/g)) {
     const args = m[2] ?? m[3] ?? '';
     const single = /(?:script:\s*|^\s*)'((?:[^'\\]|\\.)*)'/.exec(args);
@@ -68,7 +71,7 @@ function checkCall(line: string): string[] {
 
 describe('pipeline sh steps', () => {
   it('finds the pipelines and their steps', () => {
-    expect(PIPELINES).toEqual(expect.arrayContaining(['Jenkinsfile', 'pipelines/health.Jenkinsfile']));
+    expect(PIPELINES).toEqual(expect.arrayContaining(['Jenkinsfile', 'pipelines/health.Jenkinsfile', 'pipelines/restore.Jenkinsfile']));
     for (const p of PIPELINES) expect(shSteps(fs.readFileSync(path.join(ROOT, p), 'utf8')).scripts.length, p).toBeGreaterThan(0);
   });
 
@@ -88,5 +91,6 @@ describe('pipeline sh steps', () => {
     expect(checkCall('cerberus sync up --config c.yaml --bogus')[0]).toMatch(/cerberus up has no option --bogus/);
     expect(shSteps('sh "cerberus backup --config $X"').unquoted).toHaveLength(1);
     expect(shSteps("int c = sh(returnStatus: true, script: 'cerberus list -c \"$C\"')").scripts).toEqual(['cerberus list -c "$C"']);
+    expect(shSteps("sh '''\n  cerberus list -c c.yaml\n'''").scripts).toEqual(['\n  cerberus list -c c.yaml\n']);
   });
 });

@@ -10,6 +10,7 @@ interface RestoreOptions extends JobOptions {
   to: string;
   path: string[];
   overwrite?: boolean;
+  dryRun?: boolean;
   key?: string;
   json?: boolean;
 }
@@ -30,6 +31,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .requiredOption('--to <dir>', 'the folder to restore into (empty or absent, unless --overwrite)')
     .option('--path <glob>', 'restore only matching paths (repeatable), e.g. --path "reports/**"', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--overwrite', 'restore into a non-empty folder, replacing files that are there')
+    .option('--dry-run', 'say what would be restored, and which files in --to it would replace; write nothing')
     .option('--key <file>', 'the private key file')
     .option('--json', 'print the result as JSON on stdout')
     .addHelpText('after', '\nExamples:\n  cerberus restore -c cerberus.yaml --at latest --to /tmp/restore --key keys/cerberus.key.asc\n  cerberus restore -c cerberus.yaml --at 2026-11-01 --to /tmp/r --path "invoices/**"')
@@ -46,9 +48,13 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         reporter,
         open: storageFor(ctx, reporter),
         ...(opts.target !== undefined ? { target: opts.target } : {}),
+        dryRun: Boolean(opts.dryRun),
       });
       if (opts.json) printJson(ctx, result);
-      else ctx.stdout.write(`restored ${result.level}/${result.id} from ${result.target}: ${result.files} files into ${result.to}\n`);
+      else if (result.wouldReplace) {
+        ctx.stdout.write(`would restore ${result.level}/${result.id} from ${result.target}: ${result.files} files into ${result.to}\n`);
+        for (const p of result.wouldReplace) ctx.stdout.write(`would replace: ${p}\n`);
+      } else ctx.stdout.write(`restored ${result.level}/${result.id} from ${result.target}: ${result.files} files into ${result.to}\n`);
       done(ExitCode.ok);
     });
 }
