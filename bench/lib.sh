@@ -70,3 +70,23 @@ publish_report() {
   log "written to ${OUT#"$ROOT"/}"
   [ "${#FAILED[@]}" -eq 0 ]
 }
+
+# ---- measuring with GNU time -------------------------------------------------------------
+# The caller sets MEASURE_DIR. measure NAME CMD...: runs CMD under GNU time, its stderr to
+# $MEASURE_DIR/NAME.log, time's report to $MEASURE_DIR/NAME.time; the rest read that report.
+measure() {
+  local name="$1"; shift
+  /usr/bin/time -v -o "$MEASURE_DIR/$name.time" "$@" 2>"$MEASURE_DIR/$name.log"
+}
+time_field() { sed -n "s/^\s*$2: //p" "$MEASURE_DIR/$1.time"; }
+rss_kib() { time_field "$1" 'Maximum resident set size (kbytes)'; }
+wall_s() {
+  time_field "$1" 'Elapsed (wall clock) time (h:mm:ss or m:ss)' |
+    awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
+}
+cpu_s() { awk -v u="$(time_field "$1" 'User time (seconds)')" -v s="$(time_field "$1" 'System time (seconds)')" 'BEGIN { printf "%.2f", u + s }'; }
+exit_of() { time_field "$1" 'Exit status'; }
+# KiB (as GNU time reports RSS) to MB of 10^6 bytes
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; }
+# mbs BYTES SECONDS: MB/s
+mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else print "-" }'; }

@@ -49,17 +49,7 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- measuring ---------------------------------------------------------------------------
-# measure NAME CMD...: runs CMD under GNU time, its stderr to $RUN/NAME.log, time's report to $RUN/NAME.time
-measure() {
-  local name="$1"; shift
-  /usr/bin/time -v -o "$RUN/$name.time" "$@" 2>"$RUN/$name.log"
-}
-rss_kib() { sed -n 's/^\s*Maximum resident set size (kbytes): //p' "$RUN/$1.time"; }
-wall_s() {
-  sed -n 's/^\s*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$RUN/$1.time" |
-    awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
-}
-exit_of() { sed -n 's/^\s*Exit status: //p' "$RUN/$1.time"; }
+MEASURE_DIR="$RUN" # measure, rss_kib, wall_s, exit_of, mb, mbs: bench/lib.sh
 
 export TZ=UTC
 export CERBERUS_KEY_PASSPHRASE="$PASSPHRASE"
@@ -133,10 +123,8 @@ fi
 
 # ---- report ------------------------------------------------------------------------------
 LIMIT_KIB=$(( LIMIT_MB * 1000000 / 1024 ))
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; }
-rate() { awk -v b="$SIZE_BYTES" -v s="$1" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else print "-" }'; }
 ROWS=""
-row() { ROWS+="| $1 | $2 | $(rate "$2") | $3 | $4 | $5 |"$'\n'; }
+row() { ROWS+="| $1 | $2 | $(mbs "$SIZE_BYTES" "$2") | $3 | $4 | $5 |"$'\n'; }
 for phase in backup restore; do
   [ -f "$RUN/$phase.time" ] || continue
   k="$(rss_kib "$phase")"

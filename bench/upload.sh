@@ -246,17 +246,7 @@ DAV_TARGET="url: \"${DAV_URL:-}\", username: \${DAV_USER}, password: \${DAV_PASS
 S3_TARGET="endpoint: \"http://127.0.0.1:${S3_PORT:-0}\", bucket: bench, accessKeyId: \${S3_KEY}, secretAccessKey: \${S3_SECRET}"
 
 # ---- measuring ---------------------------------------------------------------------------
-measure() {
-  local name="$1"; shift
-  /usr/bin/time -v -o "$RUN/$name.time" "$@" 2>"$RUN/$name.log"
-}
-rss_kib() { sed -n 's/^\s*Maximum resident set size (kbytes): //p' "$RUN/$1.time"; }
-wall_s() {
-  sed -n 's/^\s*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$RUN/$1.time" |
-    awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
-}
-cpu_s() { awk '/User time|System time/ { s += $NF } END { printf "%.2f", s }' "$RUN/$1.time"; }
-exit_of() { sed -n 's/^\s*Exit status: //p' "$RUN/$1.time"; }
+MEASURE_DIR="$RUN" # measure, rss_kib, wall_s, cpu_s, exit_of, mb, mbs: bench/lib.sh
 # CPU seconds (user + system) used so far by Apache's processes
 apache_cpu() {
   local p t=0 tick
@@ -266,7 +256,6 @@ apache_cpu() {
   done
   awk -v t="$t" -v k="$tick" 'BEGIN { printf "%.2f", t / k }'
 }
-mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else print "-" }'; }
 
 FAILED=()
 
@@ -373,7 +362,6 @@ fi
 # ---- part 2: a whole backup to each backend, peak RSS -------------------------------------
 BACKUP_ROWS=''
 LIMIT_KIB=$(( LIMIT_MB * 1000000 / 1024 ))
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; }
 for b in $BACKENDS; do
   case "$b" in
     local) target='{ name: local, type: local, path: repo-local }'; stored="$RUN/repo-local" ;;

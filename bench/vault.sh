@@ -50,23 +50,10 @@ export TZ=UTC
 export VAULT_PASSWORD='bench password, not a secret'
 unset CERBERUS_KEY_PASSPHRASE CERBERUS_KEY_PASSPHRASE_FILE CERBERUS_PRIVATE_KEY_FILE
 
-# ---- measuring (as bench/memory.sh) ------------------------------------------------------
-measure() {
-  local name="$1"; shift
-  /usr/bin/time -v -o "$DIR/$name.time" "$@" 2>"$DIR/$name.log"
-}
-field() { sed -n "s/^\s*$2: //p" "$DIR/$1.time"; }
-rss_kib() { field "$1" 'Maximum resident set size (kbytes)'; }
-wall_s() {
-  field "$1" 'Elapsed (wall clock) time (h:mm:ss or m:ss)' |
-    awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }'
-}
-cpu_s() { awk -v u="$(field "$1" 'User time (seconds)')" -v s="$(field "$1" 'System time (seconds)')" 'BEGIN { printf "%.2f", u + s }'; }
-exit_of() { field "$1" 'Exit status'; }
+# ---- measuring ---------------------------------------------------------------------------
+MEASURE_DIR="$DIR" # measure, rss_kib, wall_s, cpu_s, exit_of, mb, mbs: bench/lib.sh
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 max_of() { tr ' ' '\n' | grep . | sort -g | tail -1; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; }
-rate() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else print "-" }'; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 FAILED=()
@@ -117,7 +104,7 @@ for i in $(seq "$RUNS"); do
   T+=("$(wall_s "tar-$i")")
 done
 TAR_S="$(echo "${T[*]}" | median)"
-row 'floor: `tar -c \| cat >/dev/null` of the corpus (page cache)' "$TAR_S" "$(rate "$SIZE_BYTES" "$TAR_S")" "$(cpu_s tar-1)" '-' "${T[*]}" '-'
+row 'floor: `tar -c \| cat >/dev/null` of the corpus (page cache)' "$TAR_S" "$(mbs "$SIZE_BYTES" "$TAR_S")" "$(cpu_s tar-1)" '-' "${T[*]}" '-'
 # openssl prints 1000s of bytes per second; the 16384-byte column
 ossl() { openssl speed -seconds 2 -evp "$1" 2>/dev/null | awk -v a="$1" 'tolower($1) == tolower(a) || $1 == toupper(a) { printf "%.0f", $NF / 1000 }'; }
 for alg in aes-256-gcm sha256; do
@@ -138,7 +125,7 @@ for i in $(seq "$RUNS"); do
 done
 BACKUP_S="$(echo "${B[*]}" | median)"
 BACKUP_RSS="$(echo "${R[*]}" | max_of)"
-MBPS="$(rate "$SIZE_BYTES" "$BACKUP_S")"
+MBPS="$(mbs "$SIZE_BYTES" "$BACKUP_S")"
 result=pass
 if awk -v r="$MBPS" -v m="$MIN_MBPS" 'BEGIN { exit !(r < m) }'; then result='**FAIL**'; FAILED+=("backup ran at $MBPS MB/s, under $MIN_MBPS"); fi
 row "cerberus backup, first (whole vault)" "$BACKUP_S" "$MBPS (≥ $MIN_MBPS: $result)" "$(cpu_s backup-1)" "$(mb "$BACKUP_RSS")" "${B[*]}" "$(for k in "${R[@]}"; do printf '%s ' "$(mb "$k")"; done)"
@@ -152,7 +139,7 @@ for i in $(seq "$RUNS"); do
 done
 RESTORE_S="$(echo "${RR[*]}" | median)"
 RESTORE_RSS="$(echo "${RRS[*]}" | max_of)"
-row "cerberus restore --at latest" "$RESTORE_S" "$(rate "$SIZE_BYTES" "$RESTORE_S")" "$(cpu_s restore-1)" "$(mb "$RESTORE_RSS")" "${RR[*]}" "$(for k in "${RRS[@]}"; do printf '%s ' "$(mb "$k")"; done)"
+row "cerberus restore --at latest" "$RESTORE_S" "$(mbs "$SIZE_BYTES" "$RESTORE_S")" "$(cpu_s restore-1)" "$(mb "$RESTORE_RSS")" "${RR[*]}" "$(for k in "${RRS[@]}"; do printf '%s ' "$(mb "$k")"; done)"
 LIMIT_KIB=$(( LIMIT_MB * 1000000 / 1024 ))
 for p in backup:"$BACKUP_RSS" restore:"$RESTORE_RSS"; do
   [ "${p#*:}" -le "$LIMIT_KIB" ] || FAILED+=("cerberus ${p%%:*} peaked at $(mb "${p#*:}") MB, over the $LIMIT_MB MB limit")
@@ -167,7 +154,7 @@ if [ "$SYNC_FILES" -gt 0 ]; then
   fresh sync
   log "cerberus sync up of $SYNC_FILES files (first, not gated)"
   run sync sync-first sync up
-  row "cerberus sync up, first ($SYNC_FILES new files; not gated)" "$(wall_s sync-first)" "$(rate "$(du -sb --apparent-size "$DIR/small" | cut -f1)" "$(wall_s sync-first)")" "$(cpu_s sync-first)" "$(mb "$(rss_kib sync-first)")" '-' '-'
+  row "cerberus sync up, first ($SYNC_FILES new files; not gated)" "$(wall_s sync-first)" "$(mbs "$(du -sb --apparent-size "$DIR/small" | cut -f1)" "$(wall_s sync-first)")" "$(cpu_s sync-first)" "$(mb "$(rss_kib sync-first)")" '-' '-'
   S=() SR=()
   for i in $(seq "$RUNS"); do
     log "cerberus sync up, no change $i/$RUNS"

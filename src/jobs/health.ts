@@ -1,7 +1,7 @@
 import type { JobConfig } from '../config/index.js';
 import { describeError } from '../errors.js';
 import { requireDescriptor } from '../repository/descriptor.js';
-import { listGenerations, type Generation } from '../repository/generations.js';
+import { listGenerations, type RepositoryListing } from '../repository/generations.js';
 import { formatDuration } from '../report/format.js';
 import type { Reporter } from '../report/log.js';
 import type { OpenTarget } from '../storage/open.js';
@@ -54,8 +54,8 @@ export async function runHealth(jobs: JobConfig[], opts: HealthOptions): Promise
   return out;
 }
 
-function examine(check: HealthCheck, listing: { committed: Generation[]; damaged: Array<{ dir: string; why: string }> }, opts: HealthOptions): void {
-  const committed = [...listing.committed].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+function examine(check: HealthCheck, listing: RepositoryListing, opts: HealthOptions): void {
+  const { committed } = listing; // oldest first
   for (const d of listing.damaged) check.problems.push(`${d.dir} is damaged: ${d.why}`);
   const newest = committed.at(-1);
   if (!newest) {

@@ -39,12 +39,13 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .action(async (opts: BackupOptions) => {
       const job = await loadJob(ctx, opts);
       const reporter = reporterFor(ctx, Boolean(opts.json));
+      const now = parseNow(opts.now);
       const result = await reported(
         ctx,
         { ...(opts.report !== undefined ? { report: opts.report } : {}), command: 'backup', job: job.name, reporter },
         (phases) =>
           runBackup(job, {
-            now: parseNow(opts.now),
+            now,
             dryRun: Boolean(opts.dryRun),
             rehash: Boolean(opts.rehash),
             stateDir: stateDir(ctx),
@@ -54,7 +55,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
           }),
         (r, phases) => ({ exitCode: backupExitCode(r), targets: backupTargets(r, phases) }),
       );
-      if (!opts.dryRun) await alertGithub([job], backupAlerts(result, parseNow(opts.now)), reporter);
+      if (!opts.dryRun) await alertGithub([job], backupAlerts(result, now), reporter);
       const code = backupExitCode(result);
       if (opts.json) printJson(ctx, { ...result, exitCode: code });
       else {
