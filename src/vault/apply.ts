@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import { createHash, type Hash } from 'node:crypto';
-import { PassThrough, Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { ManifestEntry } from '../engine/manifest.js';
 import { matchesStat, type HashRecord } from '../engine/state-cache.js';
 import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
@@ -11,19 +10,19 @@ import {
   ciphertextSize,
   dirFolder,
   dirNodeObjects,
-  encryptBuffer,
-  EncryptStream,
   fileContentPath,
   newDirId,
+  SealEngine,
   symlinkNodeObjects,
   type CryptomatorKeys,
   type VaultObject,
 } from '../formats/cryptomator/index.js';
-import { ExactLength } from '../formats/tar.js';
 import { sha256OfFile } from '../fsutil.js';
 import { joinPath, removeTree, type Backend } from '../storage/index.js';
 import type { Reporter } from '../report/log.js';
+import { CerberusError } from '../errors.js';
 import { TaskPool } from './pool.js';
+import { sealedFile, type SealedFile } from './sealed-file.js';
 import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.js';
 
 /**
@@ -125,6 +124,14 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   let unreadable = 0;
   const stats: ApplyStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, storedFiles: 0, storedBytes: 0, deleted: 0, uploadedBytes: 0 };
   const pool = new TaskPool(Math.max(1, opts.parallel));
+  // made on the first file to encrypt: a run that changes nothing never allocates its scratch
+  let engine: SealEngine | undefined;
+  const sealer = () => (engine ??= new SealEngine(COMBO, keys));
+  // small files' buffers, reused: a fresh pair per file was half a gigabyte of short-lived memory
+  // outside the heap for a 2 GiB tree. One read buffer (each file is sealed before the next
+  // await), and one ciphertext buffer per upload in flight.
+  let readBuffer: Buffer | undefined;
+  const ctBuffers: Buffer[] = [];
   const at = (p: string) => joinPath(root, p);
   const problem = (msg: string) => {
     problems.push(msg);
@@ -218,25 +225,22 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   const uploadSmall = async (e: SourceEntry, record: VaultRecord, isNew: boolean): Promise<boolean> => {
     const content = fileContentPath(record);
     for (let attempt = 1; ; attempt++) {
-      const read = readWhole(e.abs, SMALL_FILE);
+      const read = readWhole(e.abs, (readBuffer ??= Buffer.allocUnsafe(SMALL_FILE + 1)));
       if (read === 'gone') return true; // the delete pass sees it as gone
       if (read === 'stream') return false;
       const { data, before, stable } = read;
       if (!stable && attempt < 2) continue;
       if (!stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
-      // `data` is the shared read buffer: done with before the first await
-      const sha256 = createHash('sha256').update(data).digest('hex');
       const size = data.length;
       const out = ctBuffers.pop() ?? Buffer.allocUnsafe(ciphertextSize(COMBO, SMALL_FILE));
-      const ct = encryptBuffer(COMBO, keys, data, out);
-      const ctSha256 = createHash('sha256').update(ct).digest('hex');
+      const sealed = sealer().whole(data, out);
       // the same bytes on a retry: the same content under the same nonces, nothing new revealed
-      await backend.put(at(content), () => Readable.from([ct]), ct.length, DEFER);
+      await backend.put(at(content), () => Readable.from([sealed.ct]), sealed.ct.length, DEFER);
       // a settled put holds no reference to its body (a failed one drops the buffer instead)
       ctBuffers.push(out);
       visited.bytes += size;
       tick();
-      stored(e, record, isNew, content, before, sha256, ctSha256);
+      stored(e, record, isNew, content, before, sealed.sha256, sealed.ctSha256);
       return true;
     }
   };
@@ -251,37 +255,26 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
       });
       if (!before) return; // gone meanwhile: the delete pass sees it as gone
       const size = Number(before.size);
-      let current: { clear: Hash; ct: Hash; exact: ExactLength } | undefined;
+      let current: SealedFile['outcome'] | undefined;
       const ctSize = ciphertextSize(COMBO, size);
-      // every attempt re-reads and re-encrypts with fresh nonces; the hashes follow the last one
+      // every attempt re-reads and re-encrypts with fresh nonces; the digests follow the last one
       const body = () => {
-        const clear = createHash('sha256');
-        const ct = createHash('sha256');
-        const exact = new ExactLength(size);
-        current = { clear, ct, exact };
-        const out = new PassThrough();
-        pipeline(
-          fs.createReadStream(e.abs, { highWaterMark: 1 << 20 }),
-          exact,
-          tap((c) => {
-            clear.update(c);
-            visited.bytes += c.length;
-            tick();
-          }),
-          new EncryptStream(COMBO, keys),
-          tap((c) => ct.update(c)),
-          out,
-          () => undefined,
-        );
-        return out;
+        const sealed = sealedFile(e.abs, size, sealer().file(), (n) => {
+          visited.bytes += n;
+          tick();
+        });
+        current = sealed.outcome;
+        return sealed.body;
       };
       await backend.put(at(content), body, ctSize, DEFER);
       const after = await fsp.lstat(e.abs, { bigint: true }).catch(() => undefined);
       const used = current!;
-      const stable = after !== undefined && after.size === before.size && after.mtimeNs === before.mtimeNs && used.exact.sourceBytes === size;
+      const stable = after !== undefined && after.size === before.size && after.mtimeNs === before.mtimeNs && used.sourceBytes === size;
       if (!stable && attempt < 2) continue;
       if (!stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
-      stored(e, record, isNew, content, before, used.clear.digest('hex'), used.ct.digest('hex'));
+      const digests = used.digests;
+      if (!digests) throw new CerberusError('INTERNAL', `${e.abs}: the upload ended before its encryption did`);
+      stored(e, record, isNew, content, before, digests.sha256, digests.ctSha256);
       return;
     }
   };
@@ -471,24 +464,15 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
 /** Files up to this size are read whole (see uploadSmall); the rest stream in 1 MiB reads. */
 const SMALL_FILE = 256 * 1024;
 /**
- * Where readWhole reads, reused for every small file: a fresh buffer per file was half a
- * gigabyte of short-lived memory outside the heap for a 2 GiB tree, and raised the peak RSS.
+ * A small regular file's bytes, read into `buffer` (SMALL_FILE + 1 bytes), with its fstat before
+ * and after the read, by synchronous calls: for a few KiB those cost less than the thread-pool
+ * round trips of five async calls. O_NONBLOCK so that a FIFO put in a file's place cannot hang
+ * the open; 'stream' for anything but a regular file of at most SMALL_FILE bytes. `stable`: size
+ * and mtime did not move during the read and it gave exactly that many bytes (a file that shrank
+ * is padded with zeros, as a streamed one is by ExactLength).
  */
-let readBuffer = Buffer.alloc(0);
-/** Ciphertext buffers of small files, one per upload in flight, reused for the same reason. */
-const ctBuffers: Buffer[] = [];
-
-/**
- * A small regular file's bytes with its fstat before and after the read, by synchronous calls.
- * The bytes live in the shared readBuffer: use them before the next await. Synchronous calls:
- * for a few KiB those cost less than the thread-pool round trips of five async calls. O_NONBLOCK
- * so that a FIFO put in a file's place cannot hang the open; 'stream' for anything but a
- * regular file of at most `limit` bytes. `stable`: size and mtime did not move during the read
- * and it gave exactly that many bytes (a file that shrank is padded with zeros, as a streamed
- * one is by ExactLength).
- */
-function readWhole(abs: string, limit: number): { data: Buffer; before: fs.BigIntStats; stable: boolean } | 'gone' | 'stream' {
-  if (readBuffer.length < limit + 1) readBuffer = Buffer.allocUnsafe(limit + 1);
+function readWhole(abs: string, buffer: Buffer): { data: Buffer; before: fs.BigIntStats; stable: boolean } | 'gone' | 'stream' {
+  const limit = buffer.length - 1;
   let fd: number;
   try {
     fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -501,7 +485,7 @@ function readWhole(abs: string, limit: number): { data: Buffer; before: fs.BigIn
     if (!before.isFile() || before.size > BigInt(limit)) return 'stream';
     const size = Number(before.size);
     // one byte more than expected, to see a file that grew
-    const buf = readBuffer.subarray(0, size + 1);
+    const buf = buffer.subarray(0, size + 1);
     let n = 0;
     while (n < buf.length) {
       const r = fs.readSync(fd, buf, n, buf.length - n, null);
@@ -515,13 +499,4 @@ function readWhole(abs: string, limit: number): { data: Buffer; before: fs.BigIn
   } finally {
     fs.closeSync(fd);
   }
-}
-
-function tap(fn: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      fn(chunk);
-      cb(null, chunk);
-    },
-  });
 }

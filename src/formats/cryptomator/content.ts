@@ -201,10 +201,6 @@ function copyExact(from: Buffer, out: Buffer, off: number, n: number): void {
 }
 
 /**
- * One output buffer: `head` (the file header, if it goes out now), then each cleartext piece
- * sealed as the next chunk, numbered from `first`.
- */
-/**
  * Bytes from the CSPRNG, drawn from a refilled pool: a small file takes three draws (header
  * nonce, content key, chunk nonces), and one randomFillSync each showed in profiles of vaults
  * of many small files. Each byte is handed out once; the pool is never reused after a refill.
@@ -225,6 +221,10 @@ let poolOffset = 0;
 
 const newHeader = (combo: CipherCombo): Header => ({ nonce: random(LAYOUT[combo].nonceSize), contentKey: random(32) });
 
+/**
+ * One output buffer: `head` (the file header, if it goes out now), then each cleartext piece
+ * sealed as the next chunk, numbered from `first`.
+ */
 function sealChunks(combo: CipherCombo, keys: CryptomatorKeys, header: Header, aad: Buffer, first: number, pieces: Buffer[], head?: Buffer, into?: Buffer): Buffer {
   const over = chunkOverhead(combo);
   const { nonceSize } = LAYOUT[combo];
@@ -243,11 +243,11 @@ function sealChunks(combo: CipherCombo, keys: CryptomatorKeys, header: Header, a
 }
 
 /**
- * Cleartext in, Cryptomator ciphertext out. An empty input yields the header alone, as Cryptomator
- * writes it. Each write gives at most one output buffer (the header rides with the first), so a
- * small file is one chunk downstream, and a 1 MiB read one 1 MiB write.
+ * The incremental encrypter under EncryptStream and the seal worker: cleartext in pieces of any
+ * size, ciphertext out. Each update gives at most one buffer (the header rides with the first),
+ * so a small file is one chunk downstream, and a 1 MiB read one 1 MiB write.
  */
-export class EncryptStream extends Transform {
+export class ContentSealer {
   private readonly header: Header;
   private readonly aad: Buffer;
   private headerBytes: Buffer | undefined;
@@ -260,20 +260,23 @@ export class EncryptStream extends Transform {
     private readonly combo: CipherCombo,
     private readonly keys: CryptomatorKeys,
   ) {
-    super();
     this.header = newHeader(combo);
     this.headerBytes = encryptHeader(combo, keys, this.header);
     this.aad = aadFor(this.header);
   }
 
-  private seal(pieces: Buffer[]): Buffer {
-    const out = sealChunks(this.combo, this.keys, this.header, this.aad, this.index, pieces, this.headerBytes);
+  private seal(pieces: Buffer[], into?: Buffer): Buffer {
+    const out = sealChunks(this.combo, this.keys, this.header, this.aad, this.index, pieces, this.headerBytes, into);
     this.index += pieces.length;
     this.headerBytes = undefined;
     return out;
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+  /**
+   * The ciphertext of every chunk `chunk` completes; undefined when it completes none. With
+   * `into` (big enough), written there and a view of it returned, valid until the next call.
+   */
+  update(chunk: Buffer, into?: Buffer): Buffer | undefined {
     const pieces: Buffer[] = [];
     let pos = 0;
     if (this.fill > 0) {
@@ -288,21 +291,45 @@ export class EncryptStream extends Transform {
     }
     // whole chunks straight from the input, without copying them first
     for (; chunk.length - pos >= CLEARTEXT_CHUNK_SIZE; pos += CLEARTEXT_CHUNK_SIZE) pieces.push(chunk.subarray(pos, pos + CLEARTEXT_CHUNK_SIZE));
-    if (pieces.length > 0) this.push(this.seal(pieces));
+    const out = pieces.length > 0 ? this.seal(pieces, into) : undefined;
     // sealed above, so the pending buffer is free again for the tail
     if (pos < chunk.length) {
       this.pending ??= Buffer.allocUnsafe(CLEARTEXT_CHUNK_SIZE);
       chunk.copy(this.pending, 0, pos);
       this.fill = chunk.length - pos;
     }
+    return out;
+  }
+
+  /** The last, short chunk; or the header alone for an empty file, as Cryptomator writes it. */
+  final(into?: Buffer): Buffer | undefined {
+    let out: Buffer | undefined;
+    if (this.fill > 0) out = this.seal([this.pending!.subarray(0, this.fill)], into);
+    else if (this.headerBytes) out = this.headerBytes;
+    this.fill = 0;
+    this.headerBytes = undefined;
+    return out;
+  }
+}
+
+/** Cleartext in, Cryptomator ciphertext out (see ContentSealer). */
+export class EncryptStream extends Transform {
+  private readonly sealer: ContentSealer;
+
+  constructor(combo: CipherCombo, keys: CryptomatorKeys) {
+    super();
+    this.sealer = new ContentSealer(combo, keys);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const out = this.sealer.update(chunk);
+    if (out) this.push(out);
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.fill > 0) this.push(this.seal([this.pending!.subarray(0, this.fill)]));
-    else if (this.headerBytes) this.push(this.headerBytes);
-    this.fill = 0;
-    this.headerBytes = undefined;
+    const out = this.sealer.final();
+    if (out) this.push(out);
     done();
   }
 }

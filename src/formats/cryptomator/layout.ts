@@ -1,7 +1,7 @@
 /**
  * Where a writer puts things in a format-8 vault, and what those metadata objects hold.
  * Pure: returns paths (vault-relative, '/'-separated) and bytes; the caller does the I/O.
- * File contents themselves go through EncryptStream into `fileContentPath(node)`.
+ * File contents themselves are sealed by SealEngine (or EncryptStream) into `fileContentPath(node)`.
  */
 import { randomUUID } from 'node:crypto';
 import { CerberusError } from '../../errors.js';

@@ -1,5 +1,6 @@
 import fsp from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+import { openpgpLib } from './lib.js';
 import { CerberusError, ioError } from '../../errors.js';
 
 export interface GeneratedKeyPair {
@@ -15,18 +16,19 @@ export async function generateKeyPair(opts: {
   rsa: boolean;
   passphrase: string | undefined;
 }): Promise<GeneratedKeyPair> {
+  const pgp = await openpgpLib();
   const userIDs = [opts.email ? { name: opts.name, email: opts.email } : { name: opts.name }];
   const keyType = opts.rsa
     ? ({ type: 'rsa', rsaBits: 4096 } as const)
     : ({ type: 'ecc', curve: 'curve25519Legacy' } as const);
-  const { privateKey, publicKey } = await openpgp.generateKey({
+  const { privateKey, publicKey } = await pgp.generateKey({
     ...keyType,
     userIDs,
     ...(opts.passphrase ? { passphrase: opts.passphrase } : {}),
     format: 'armored',
     config: { v6Keys: false, aeadProtect: false },
   });
-  const key = await openpgp.readKey({ armoredKey: publicKey });
+  const key = await pgp.readKey({ armoredKey: publicKey });
   return { publicArmored: publicKey, privateArmored: privateKey, fingerprint: key.getFingerprint().toUpperCase() };
 }
 
@@ -43,14 +45,15 @@ function isArmored(bytes: Uint8Array): boolean {
 }
 
 export async function readPublicKeys(files: string[]): Promise<openpgp.PublicKey[]> {
+  const pgp = await openpgpLib();
   const keys: openpgp.PublicKey[] = [];
   for (const file of files) {
     const bytes = await readKeyFile(file);
     let read: openpgp.Key[];
     try {
       read = isArmored(bytes)
-        ? await openpgp.readKeys({ armoredKeys: Buffer.from(bytes).toString('utf8') })
-        : await openpgp.readKeys({ binaryKeys: bytes });
+        ? await pgp.readKeys({ armoredKeys: Buffer.from(bytes).toString('utf8') })
+        : await pgp.readKeys({ binaryKeys: bytes });
     } catch (err) {
       throw new CerberusError('KEY', `${file} is not an OpenPGP public key: ${(err as Error).message}`, {
         hint: 'export one with `gpg --export --armor KEYID` or make one with `cerberus keygen`',
@@ -75,12 +78,13 @@ export function fingerprintOf(key: openpgp.Key): string {
 
 /** Reads and unlocks a private key. Wrong passphrase gives a one-line KEY error. */
 export async function readPrivateKey(file: string, passphrase: string | undefined): Promise<openpgp.PrivateKey> {
+  const pgp = await openpgpLib();
   const bytes = await readKeyFile(file);
   let key: openpgp.PrivateKey;
   try {
     key = isArmored(bytes)
-      ? await openpgp.readPrivateKey({ armoredKey: Buffer.from(bytes).toString('utf8') })
-      : await openpgp.readPrivateKey({ binaryKey: bytes });
+      ? await pgp.readPrivateKey({ armoredKey: Buffer.from(bytes).toString('utf8') })
+      : await pgp.readPrivateKey({ binaryKey: bytes });
   } catch (err) {
     throw new CerberusError('KEY', `${file} is not an OpenPGP private key: ${(err as Error).message}`, {
       hint: 'pass the file that `cerberus keygen` wrote as cerberus.key.asc, or `gpg --export-secret-keys --armor`',
@@ -93,7 +97,7 @@ export async function readPrivateKey(file: string, passphrase: string | undefine
     });
   }
   try {
-    return await openpgp.decryptKey({ privateKey: key, passphrase });
+    return await pgp.decryptKey({ privateKey: key, passphrase });
   } catch {
     throw new CerberusError('KEY', `wrong passphrase for the private key ${file}`, {
       hint: 'check CERBERUS_KEY_PASSPHRASE',

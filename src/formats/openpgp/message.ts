@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+import { openpgpLib } from './lib.js';
 import { CerberusError } from '../../errors.js';
 
 /** Who can open a message: public keys, or a symmetric passphrase. */
@@ -15,10 +16,10 @@ function sealOptions(sealing: Sealing) {
   return 'keys' in sealing ? { encryptionKeys: sealing.keys } : { passwords: [sealing.passphrase] };
 }
 
-function compressionConfig(c: Compression) {
+function compressionConfig(pgp: typeof openpgp, c: Compression) {
   return {
     ...baseConfig,
-    preferredCompressionAlgorithm: c === 'zlib' ? openpgp.enums.compression.zlib : openpgp.enums.compression.uncompressed,
+    preferredCompressionAlgorithm: c === 'zlib' ? pgp.enums.compression.zlib : pgp.enums.compression.uncompressed,
   };
 }
 
@@ -55,23 +56,25 @@ async function* inBlocks(input: AsyncIterable<Uint8Array | string>, size: number
 
 /** Encrypts a byte stream as one OpenPGP message, streaming with bounded memory. */
 export async function encryptStream(input: Readable, sealing: Sealing, compression: Compression): Promise<Readable> {
+  const pgp = await openpgpLib();
   const blocks = Readable.from(inBlocks(input, ENCRYPT_BLOCK), { objectMode: false });
-  const message = await openpgp.createMessage({
+  const message = await pgp.createMessage({
     binary: Readable.toWeb(blocks) as unknown as ReadableStream<Uint8Array>,
     format: 'binary',
   });
-  const out = await openpgp.encrypt({
+  const out = await pgp.encrypt({
     message,
     ...sealOptions(sealing),
     format: 'binary',
-    config: compressionConfig(compression),
+    config: compressionConfig(pgp, compression),
   });
   return Readable.fromWeb(out as unknown as WebReadableStream<Uint8Array>);
 }
 
 export async function encryptBuffer(data: Uint8Array, sealing: Sealing, compression: Compression): Promise<Uint8Array> {
-  const message = await openpgp.createMessage({ binary: data, format: 'binary' });
-  return openpgp.encrypt({ message, ...sealOptions(sealing), format: 'binary', config: compressionConfig(compression) });
+  const pgp = await openpgpLib();
+  const message = await pgp.createMessage({ binary: data, format: 'binary' });
+  return pgp.encrypt({ message, ...sealOptions(sealing), format: 'binary', config: compressionConfig(pgp, compression) });
 }
 
 function openOptions(opening: Opening) {
@@ -96,9 +99,10 @@ export function decryptionError(err: unknown, what: string): CerberusError {
 
 /** Decrypts a small message whole: integrity is checked before anything is returned. */
 export async function decryptBuffer(data: Uint8Array, opening: Opening, what: string): Promise<Uint8Array> {
+  const pgp = await openpgpLib();
   try {
-    const message = await openpgp.readMessage({ binaryMessage: data });
-    const { data: out } = await openpgp.decrypt({ message, ...openOptions(opening), format: 'binary', config: baseConfig });
+    const message = await pgp.readMessage({ binaryMessage: data });
+    const { data: out } = await pgp.decrypt({ message, ...openOptions(opening), format: 'binary', config: baseConfig });
     return out;
   } catch (err) {
     throw decryptionError(err, what);
@@ -111,11 +115,12 @@ export async function decryptBuffer(data: Uint8Array, opening: Opening, what: st
  * ends without error, and check every file's own sha256.
  */
 export async function decryptStream(input: Readable, opening: Opening, what: string): Promise<Readable> {
+  const pgp = await openpgpLib();
   try {
-    const message = await openpgp.readMessage({
+    const message = await pgp.readMessage({
       binaryMessage: Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>,
     });
-    const { data } = await openpgp.decrypt({
+    const { data } = await pgp.decrypt({
       message,
       ...openOptions(opening),
       format: 'binary',
