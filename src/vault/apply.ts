@@ -461,7 +461,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   return { state, entries: manifest, hashes, changes, stats, problems, unreadable, rootsMissing };
 }
 
-/** Files up to this size are read whole (see uploadSmall); the rest stream in 1 MiB reads. */
+/** Files up to this size are read whole (see uploadSmall); the rest stream in SEAL_PIECE reads (see sealedFile). */
 const SMALL_FILE = 256 * 1024;
 /**
  * A small regular file's bytes, read into `buffer` (SMALL_FILE + 1 bytes), with its fstat before
