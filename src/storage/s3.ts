@@ -14,12 +14,9 @@ const MAX_PARTS = 10_000;
 const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'CredentialsProviderError']);
 const REGION_CODES = new Set(['PermanentRedirect', 'AuthorizationHeaderMalformed', 'IllegalLocationConstraintException']);
 
-/** Knobs for tests, kept out of the config file. */
 type Sdk = typeof import('@aws-sdk/client-s3');
-let sdkLoading: Promise<Sdk> | undefined;
-/** The SDK is loaded on first use: a job without S3 targets starts about 0.2 s sooner. */
-const loadSdk = (): Promise<Sdk> => (sdkLoading ??= import('@aws-sdk/client-s3'));
 
+/** Knobs for tests, kept out of the config file. */
 export interface S3BackendInternals {
   /** MaxKeys per ListObjectsV2 page; the server's own limit (1000) when unset */
   pageSize?: number;
@@ -74,9 +71,12 @@ export class S3Backend implements Backend {
     return joinPath(this.cfg.prefix, p);
   }
 
-  /** `command` builds the SDK command once the SDK is loaded */
+  /**
+   * `command` builds the SDK command once the SDK is loaded: on first use, so a job without
+   * S3 targets starts about 0.2 s sooner (later imports come from the module cache).
+   */
   private async send<T>(command: (sdk: Sdk) => unknown, signal: AbortSignal | undefined): Promise<T> {
-    const sdk = await loadSdk();
+    const sdk = await import('@aws-sdk/client-s3');
     this.client ??= new sdk.S3Client(this.clientConfig);
     const send = this.client.send as unknown as (c: unknown, o?: { abortSignal?: AbortSignal }) => Promise<T>;
     return send.call(this.client, command(sdk), signal ? { abortSignal: signal } : {});

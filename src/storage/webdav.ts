@@ -40,9 +40,8 @@ interface Send {
 }
 
 type WebdavPackage = typeof import('webdav');
-let webdavLoading: Promise<WebdavPackage> | undefined;
 /** The package is loaded on first use: a job without WebDAV targets starts about 0.25 s sooner. */
-const loadWebdav = (): Promise<WebdavPackage> => (webdavLoading ??= import('webdav'));
+const loadWebdav = (): Promise<WebdavPackage> => import('webdav');
 
 /**
  * A folder on a WebDAV server (RFC 4918): upload to a temp name, MOVE into place, check the

@@ -42,7 +42,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const now = parseNow(opts.now);
       const result = await reported(
         ctx,
-        { ...(opts.report !== undefined ? { report: opts.report } : {}), command: 'backup', job: job.name, reporter },
+        { report: opts.report, command: 'backup', job: job.name, reporter },
         (phases) =>
           runBackup(job, {
             now,

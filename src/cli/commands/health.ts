@@ -45,17 +45,17 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const config = await loadConfig(path.resolve(ctx.cwd, opts.config), ctx.env, { keyless: true });
       const jobs = opts.job !== undefined ? [selectJob(config, opts.job)] : [...config.jobs.values()];
       const reporter = reporterFor(ctx, Boolean(opts.json));
+      const now = parseNow(opts.now);
       const checks = await reported(
         ctx,
-        { ...(opts.report !== undefined ? { report: opts.report } : {}), command: 'health', job: opts.job ?? 'all', reporter },
+        { report: opts.report, command: 'health', job: opts.job ?? 'all', reporter },
         async (phases) => {
-          const out = await runHealth(jobs, { now: parseNow(opts.now), maxAgeMs, reporter, open: storageFor(ctx, reporter) });
+          const out = await runHealth(jobs, { now, maxAgeMs, reporter, open: storageFor(ctx, reporter) });
           for (const c of out) phases.record('health', `${c.job}/${c.target}`, 0, c.healthy ? undefined : c.problems.join('; '));
           return out;
         },
         (out) => ({ exitCode: exitCodeOf(out), targets: [] }),
       );
-      const at = parseNow(opts.now);
       await alertGithub(
         jobs,
         checks.map((c) => ({
@@ -65,7 +65,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
           failing: !c.healthy,
           summary: c.healthy ? `healthy, newest restore point ${c.newest!.level}/${c.newest!.id}` : 'the health check failed',
           details: c.problems,
-          at,
+          at: now,
         })),
         reporter,
       );

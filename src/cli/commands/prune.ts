@@ -28,7 +28,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const out = await reported(
         ctx,
-        { ...(opts.report !== undefined ? { report: opts.report } : {}), command: 'prune', job: job.name, reporter },
+        { report: opts.report, command: 'prune', job: job.name, reporter },
         (phases) => pruneTargets(ctx, job, opts, reporter, phases),
         () => ({ exitCode: ExitCode.ok, targets: [] }),
       );

@@ -24,7 +24,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const result = await reported(
         ctx,
-        { ...(opts.report !== undefined ? { report: opts.report } : {}), command: 'verify', job: job.name, reporter },
+        { report: opts.report, command: 'verify', job: job.name, reporter },
         (phases) => runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter, open: storageFor(ctx, reporter), phases }),
         (r) => ({ exitCode: r.problems.length > 0 ? ExitCode.failed : ExitCode.ok, targets: [] }),
       );

@@ -243,9 +243,9 @@ function sealChunks(combo: CipherCombo, keys: CryptomatorKeys, header: Header, a
 }
 
 /**
- * The incremental encrypter under EncryptStream and the seal worker: cleartext in pieces of any
+ * The incremental encrypter under EncryptStream and SealEngine: cleartext in pieces of any
  * size, ciphertext out. Each update gives at most one buffer (the header rides with the first),
- * so a small file is one chunk downstream, and a 1 MiB read one 1 MiB write.
+ * so a small file is one chunk downstream, and a piece read one piece written.
  */
 export class ContentSealer {
   private readonly header: Header;

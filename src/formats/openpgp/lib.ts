@@ -1,7 +1,5 @@
 /**
- * openpgp.js, loaded on first use: it is the biggest module cerberus has (about 16 MB once
- * loaded), and a run of a Cryptomator job never needs it.
+ * openpgp.js, loaded on first use (later imports come from the module cache): it is the
+ * biggest module cerberus has, about 10 MB once loaded, and a Cryptomator job never needs it.
  */
-let loading: Promise<typeof import('openpgp')> | undefined;
-
-export const openpgpLib = (): Promise<typeof import('openpgp')> => (loading ??= import('openpgp'));
+export const openpgpLib = (): Promise<typeof import('openpgp')> => import('openpgp');
