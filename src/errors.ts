@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'STORAGE' // a target failed
   | 'LOCKED' // another run holds the repository
   | 'GUARD' // a safety guard stopped a destructive step
+  | 'SERVICE' // a service cerberus drives (Jenkins) refused or failed
   | 'INTERNAL';
 
 export class CerberusError extends Error {

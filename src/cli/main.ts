@@ -5,6 +5,7 @@ import type { CommandContext } from './context.js';
 import * as backup from './commands/backup.js';
 import * as health from './commands/health.js';
 import * as init from './commands/init.js';
+import * as jenkins from './commands/jenkins.js';
 import * as keygen from './commands/keygen.js';
 import * as list from './commands/list.js';
 import * as probe from './commands/probe.js';
@@ -13,7 +14,7 @@ import * as restore from './commands/restore.js';
 import * as sync from './commands/sync.js';
 import * as verify from './commands/verify.js';
 
-const COMMANDS = [keygen, init, backup, list, restore, verify, prune, health, sync, probe];
+const COMMANDS = [keygen, init, backup, list, restore, verify, prune, health, sync, probe, jenkins];
 
 /**
  * The command tree: every command with its options. Also what tests read to check that the

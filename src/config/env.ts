@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
-import { configError } from '../errors.js';
+import { configError, ioError } from '../errors.js';
 
 export type Env = Record<string, string>;
 
@@ -69,4 +69,19 @@ export function interpolate(text: string, env: Env): Interpolated {
     }
   }
   return { ok: true, value: out, vars };
+}
+
+/**
+ * A secret from the environment: `NAME`, or the contents of the file `NAME_FILE` (Docker and
+ * Jenkins file credentials), without its final newline.
+ */
+export async function secretFromEnv(env: NodeJS.ProcessEnv, name: string): Promise<string | undefined> {
+  if (env[name] !== undefined) return env[name];
+  const file = env[`${name}_FILE`];
+  if (!file) return undefined;
+  try {
+    return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+  } catch (err) {
+    throw ioError(err, `cannot read ${name}_FILE`);
+  }
 }

@@ -3,3 +3,4 @@ export type { Config, CryptomatorEncryption, EncryptionConfig, GithubAlertConfig
 export { WEBDAV_PRESETS } from './schema.js';
 export { loadConfig, selectJob } from './load.js';
 export { parseDuration, parsePercent, parseSize } from './units.js';
+export { secretFromEnv } from './env.js';

@@ -1,6 +1,5 @@
-import fsp from 'node:fs/promises';
-import type { JobConfig, OpenpgpEncryption } from '../config/index.js';
-import { CerberusError, ioError } from '../errors.js';
+import { secretFromEnv, type JobConfig, type OpenpgpEncryption } from '../config/index.js';
+import { CerberusError } from '../errors.js';
 import { fingerprintOf, readPrivateKey, readPublicKeys } from '../formats/openpgp/keys.js';
 import type { Opening, Sealing } from '../formats/openpgp/message.js';
 import type { OpenpgpDescriptor } from '../repository/descriptor.js';
@@ -37,17 +36,6 @@ export function checkRecipients(d: OpenpgpDescriptor, recipients: OpenpgpRecipie
     throw new CerberusError('CONFIG', `target ${target}: the job's encryption does not match the repository's (cerberus.json lists ${d.encryption.symmetric ? 'a passphrase' : [...want].join(', ')})`, {
       hint: 'use the keys the repository was made with, or init a new repository for new keys',
     });
-  }
-}
-
-async function secretFromEnv(env: NodeJS.ProcessEnv, name: string): Promise<string | undefined> {
-  if (env[name] !== undefined) return env[name];
-  const file = env[`${name}_FILE`];
-  if (!file) return undefined;
-  try {
-    return (await fsp.readFile(file, 'utf8')).replace(/\r?\n$/, '');
-  } catch (err) {
-    throw ioError(err, `cannot read ${name}_FILE`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { xmlAttr, xmlText } from '../xml.js';
 import type { PhaseRecord } from './phases.js';
 import type { RunReport } from './run-report.js';
 
@@ -25,18 +26,18 @@ export function junitXml(report: RunReport): string {
   const lines = [
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuites name="cerberus" ${counts}>`,
-    `  <testsuite name="${attr(suite)}" ${counts} timestamp="${attr(report.startedAt)}">`,
+    `  <testsuite name="${xmlAttr(suite)}" ${counts} timestamp="${xmlAttr(report.startedAt)}">`,
   ];
   for (const c of cases) {
     const classname = ['cerberus', report.command, report.job, ...(c.target !== undefined ? [c.target] : [])].join('.');
-    const open = `    <testcase classname="${attr(classname)}" name="${attr(c.name)}" time="${seconds(c.durationMs)}"`;
+    const open = `    <testcase classname="${xmlAttr(classname)}" name="${xmlAttr(c.name)}" time="${seconds(c.durationMs)}"`;
     if (c.status === 'passed') {
       lines.push(`${open}/>`);
       continue;
     }
     const message = c.message ?? c.status;
     lines.push(`${open}>`);
-    lines.push(c.status === 'failed' ? `      <failure message="${attr(firstLine(message))}">${text(message)}</failure>` : `      <skipped message="${attr(firstLine(message))}"/>`);
+    lines.push(c.status === 'failed' ? `      <failure message="${xmlAttr(firstLine(message))}">${xmlText(message)}</failure>` : `      <skipped message="${xmlAttr(firstLine(message))}"/>`);
     lines.push('    </testcase>');
   }
   lines.push('  </testsuite>', '</testsuites>', '');
@@ -45,14 +46,3 @@ export function junitXml(report: RunReport): string {
 
 const seconds = (ms: number) => (ms / 1000).toFixed(3);
 const firstLine = (s: string) => s.split('\n')[0] ?? '';
-
-/** Characters XML 1.0 cannot hold at all (controls other than tab, newline, return). */
-const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g;
-
-function text(s: string): string {
-  return s.replace(NOT_XML, '\ufffd').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-function attr(s: string): string {
-  return text(s).replace(/"/g, '&quot;').replace(/\n/g, '&#10;').replace(/\r/g, '&#13;').replace(/\t/g, '&#9;');
-}
