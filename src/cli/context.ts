@@ -88,3 +88,6 @@ export function withJob(cmd: Command): Command {
     .requiredOption('-c, --config <file>', 'the YAML config file')
     .option('-j, --job <name>', 'the job (may be left out when the config has one)');
 }
+
+/** The parser of a repeatable option: `--path a --path b` → ['a', 'b'] (undefined when never given). */
+export const repeatable = (v: string, acc: string[] | undefined): string[] => [...(acc ?? []), v];

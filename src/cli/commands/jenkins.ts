@@ -4,7 +4,7 @@ import { parseDuration } from '../../config/index.js';
 import { ExitCode, usageError } from '../../errors.js';
 import { BUNDLED_JOBS_DIR, JenkinsClient, jenkinsCredentials, readJobDefinitions, RESTORE_JOB, exitCodeOfResult } from '../../jenkins/index.js';
 import { table } from '../../report/format.js';
-import { reporterFor, type CommandContext } from '../context.js';
+import { repeatable, reporterFor, type CommandContext } from '../context.js';
 
 const CREDENTIALS = 'The Jenkins user and API token come from JENKINS_USER and JENKINS_TOKEN (or\nJENKINS_TOKEN_FILE): never from flags, which any user of the machine can see.';
 
@@ -70,10 +70,10 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .requiredOption('-j, --job <name>', 'the cerberus job to restore (the JOB parameter)')
     .option('--at <point>', 'latest, a date YYYY-MM-DD, or a restore point id', 'latest')
     .option('-t, --target <name>', "the target to restore from (default: the job's first)")
-    .option('--path <glob>', 'restore only what matches (repeatable; no spaces: the pipeline splits PATHS on them)', collect)
+    .option('--path <glob>', 'restore only what matches (repeatable; no spaces: the pipeline splits PATHS on them)', repeatable)
     .option('--to <dir>', 'the folder to restore into on the agent (default: the pipeline\'s, /restore)')
     .option('--no-dry-run', 'restore for real (the build asks for a confirmation in Jenkins first)')
-    .option('--param <name=value>', 'another parameter of the restore job, e.g. CERBERUS_IMAGE_TAG=0.2.0 (repeatable)', collect)
+    .option('--param <name=value>', 'another parameter of the restore job, e.g. CERBERUS_IMAGE_TAG=0.2.0 (repeatable)', repeatable)
     .option('--pipeline <name>', 'the Jenkins job to start (folder/job inside folders)', RESTORE_JOB)
     .option('--follow', 'stream the build log and exit with the build\'s result')
     .option('--poll <duration>', 'how often to ask Jenkins while waiting', '2s')
@@ -114,8 +114,6 @@ interface RestoreOptions {
   follow?: boolean;
   poll: string;
 }
-
-const collect = (v: string, acc: string[]) => [...acc, v];
 
 function pollOf(poll: string): number {
   try {

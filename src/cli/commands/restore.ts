@@ -2,13 +2,13 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runRestore } from '../../jobs/restore.js';
-import { loadJob, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, printJson, repeatable, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
 
 interface RestoreOptions extends JobOptions {
   target?: string;
   at: string;
   to: string;
-  path: string[];
+  path?: string[];
   overwrite?: boolean;
   dryRun?: boolean;
   key?: string;
@@ -29,7 +29,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('-t, --target <name>', 'the target to restore from (default: the job\'s first)')
     .requiredOption('--at <point>', 'latest, a date YYYY-MM-DD (newest point on or before that day), or an id')
     .requiredOption('--to <dir>', 'the folder to restore into (empty or absent, unless --overwrite)')
-    .option('--path <glob>', 'restore only matching paths (repeatable), e.g. --path "reports/**"', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--path <glob>', 'restore only matching paths (repeatable), e.g. --path "reports/**"', repeatable)
     .option('--overwrite', 'restore into a non-empty folder, replacing files that are there')
     .option('--dry-run', 'say what would be restored, and which files in --to it would replace; write nothing')
     .option('--key <file>', 'the private key file')
@@ -42,7 +42,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const result = await runRestore(job, {
         at: opts.at,
         to: opts.to,
-        paths: opts.path,
+        paths: opts.path ?? [],
         overwrite: Boolean(opts.overwrite),
         ...(opening ? { opening } : {}),
         reporter,
