@@ -32,6 +32,9 @@ function shSteps(groovy: string): { scripts: string[]; unquoted: string[] } {
   return { scripts, unquoted };
 }
 
+/** Joins shell line continuations: in a Groovy ''' string the source `\\\\` ends a line with one backslash. */
+const joinContinuations = (script: string) => script.replace(/\\{1,2}\n\s*/g, ' ');
+
 /** Splits a shell command line into words, honouring quotes (enough for our steps). */
 function words(line: string): string[] {
   const out: string[] = [];
@@ -78,7 +81,7 @@ describe('pipeline sh steps', () => {
   it.each(PIPELINES)('%s: single-quoted steps that call existing commands and flags', (p) => {
     const { scripts, unquoted } = shSteps(fs.readFileSync(path.join(ROOT, p), 'utf8'));
     expect(unquoted, 'sh steps must be single-quoted Groovy strings').toEqual([]);
-    const calls = scripts.flatMap((s) => s.split(/\n|&&|\|\||;/)).map((l) => l.trim()).filter((l) => l.startsWith('cerberus '));
+    const calls = scripts.flatMap((s) => joinContinuations(s).split(/\n|&&|\|\||;/)).map((l) => l.trim()).filter((l) => l.startsWith('cerberus '));
     expect(calls.length).toBeGreaterThan(0);
     expect(calls.flatMap(checkCall)).toEqual([]);
   });
@@ -92,5 +95,7 @@ describe('pipeline sh steps', () => {
     expect(shSteps('sh "cerberus backup --config $X"').unquoted).toHaveLength(1);
     expect(shSteps("int c = sh(returnStatus: true, script: 'cerberus list -c \"$C\"')").scripts).toEqual(['cerberus list -c "$C"']);
     expect(shSteps("sh '''\n  cerberus list -c c.yaml\n'''").scripts).toEqual(['\n  cerberus list -c c.yaml\n']);
+    // a flag on a continued line is checked too
+    expect(checkCall(joinContinuations('cerberus list -c c.yaml \\\\\n    --bogus'))[0]).toMatch(/cerberus list has no option --bogus/);
   });
 });
