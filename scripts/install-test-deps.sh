@@ -31,3 +31,5 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund
+# the Node.js the Docker image runs, from the npm registry: the image tests and a unit-test run use it
+scripts/node-lts.sh >/dev/null
