@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../helpers/cli.js';
+import { PIPELINES } from '../helpers/jenkinsfile.js';
 
 /**
  * Every Jenkinsfile compiles with Debian's groovy (on Java 17) and passes npm-groovy-lint
@@ -13,7 +14,6 @@ import { ROOT, tempDir } from '../helpers/cli.js';
  */
 
 const run = promisify(execFile);
-const PIPELINES = ['Jenkinsfile', ...fs.readdirSync(path.join(ROOT, 'pipelines')).filter((f) => f.endsWith('.Jenkinsfile')).map((f) => `pipelines/${f}`)];
 
 /** JAVA_HOME as given, else Debian's Java 17, else the Java of `java` on PATH; it must be 17. */
 async function java17Home(): Promise<string> {

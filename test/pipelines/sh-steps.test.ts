@@ -5,35 +5,16 @@ import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { createProgram } from '../../src/cli/main.js';
 import { ROOT } from '../helpers/cli.js';
+import { joinContinuations, PIPELINES, shSteps } from '../helpers/jenkinsfile.js';
 
 /**
  * Every `sh` step of every pipeline calls only `cerberus` commands and flags that exist, with
  * their required options, and is single-quoted so Groovy never interpolates a secret into it.
  */
 
-const PIPELINES = ['Jenkinsfile', ...fs.readdirSync(path.join(ROOT, 'pipelines')).filter((f) => f.endsWith('.Jenkinsfile')).map((f) => `pipelines/${f}`)];
 
 const sink = new Writable({ write: (_c, _e, cb) => cb() });
 const program = createProgram({ env: {}, stdout: sink, stderr: sink, cwd: ROOT }, () => undefined);
-
-/** The script of every `sh` step: `sh '…'`, `sh '''…'''`, `sh('…')`, `sh(returnStatus: true, script: '…')`. */
-function shSteps(groovy: string): { scripts: string[]; unquoted: string[] } {
-  const scripts: string[] = [];
-  const unquoted: string[] = [];
-  // '''…''' is single-quoted too: Groovy interpolates neither
-  for (const m of groovy.matchAll(/\bsh\b\s*\(?\s*(?:script:\s*)?'''([\s\S]*?)'''/g)) scripts.push(m[1]!);
-  groovy = groovy.replace(/\bsh\b\s*\(?\s*(?:script:\s*)?'''[\s\S]*?'''/g, '');
-  for (const m of groovy.matchAll(/\bsh\b\s*(\(([^)]*)\)|(['"].*))/g)) {
-    const args = m[2] ?? m[3] ?? '';
-    const single = /(?:script:\s*|^\s*)'((?:[^'\\]|\\.)*)'/.exec(args);
-    if (single) scripts.push(single[1]!.replace(/\\'/g, "'"));
-    else unquoted.push(m[0]);
-  }
-  return { scripts, unquoted };
-}
-
-/** Joins shell line continuations: in a Groovy ''' string the source `\\\\` ends a line with one backslash. */
-const joinContinuations = (script: string) => script.replace(/\\{1,2}\n\s*/g, ' ');
 
 /** Splits a shell command line into words, honouring quotes (enough for our steps). */
 function words(line: string): string[] {
