@@ -20,9 +20,11 @@ export interface JobOptions {
   job?: string;
 }
 
-export async function loadJob(ctx: CommandContext, opts: JobOptions): Promise<JobConfig> {
+/** The job of the command line; `named` (a reported run) learns its name. */
+export async function loadJob(ctx: CommandContext, opts: JobOptions, named?: { job: string }): Promise<JobConfig> {
   const config = await loadConfig(path.resolve(ctx.cwd, opts.config), ctx.env);
   const job = selectJob(config, opts.job);
+  if (named) named.job = job.name;
   tuneHeap(job);
   return job;
 }
@@ -80,6 +82,11 @@ export function stateDir(ctx: CommandContext): string {
 
 export function printJson(ctx: CommandContext, value: unknown): void {
   ctx.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** --report DIR, the same on every command that does work (see reported() in report.ts). */
+export function withReport(cmd: Command): Command {
+  return cmd.option('--report <dir>', 'write junit.xml, summary.md and report.json there, also when the run fails (for Jenkins: reports)');
 }
 
 /** The options every job command shares. Use as `command.apply(withJob)`. */

@@ -12,36 +12,45 @@ export interface ReportOptions {
   /** --report DIR */
   report?: string;
   command: string;
-  job: string;
+  /** the job as named on the command line; the work names it once the config is loaded */
+  job?: string;
   reporter: Reporter;
+}
+
+/** What the work of a reported run tells the report as it goes. */
+export interface ReportedRun {
+  phases: PhaseLog;
+  /** the job's name, for the report: set it once the config is loaded */
+  job: string;
 }
 
 /**
  * Runs a command's work with its steps recorded and, given --report DIR, writes junit.xml,
- * summary.md and report.json whatever the outcome: a run that ends in an error reports it.
+ * summary.md and report.json whatever the outcome: a run that ends in an error reports it,
+ * a config that does not load included (so the work loads it, not the caller).
  */
 export async function reported<T>(
   ctx: CommandContext,
   opts: ReportOptions,
-  work: (phases: PhaseLog) => Promise<T>,
+  work: (run: ReportedRun) => Promise<T>,
   describe: (result: T, phases: PhaseRecord[]) => { exitCode: number; targets: TargetSummary[] },
 ): Promise<T> {
-  const phases = new PhaseLog();
+  const run: ReportedRun = { phases: new PhaseLog(), job: opts.job ?? '-' };
   const startedAt = new Date();
   const write = async (exitCode: number, targets: TargetSummary[], error?: string) => {
     if (opts.report === undefined) return;
-    const meta = { command: opts.command, job: opts.job, startedAt, durationMs: Date.now() - startedAt.getTime(), exitCode, phases: phases.phases, warnings: opts.reporter.warnings };
+    const meta = { command: opts.command, job: run.job, startedAt, durationMs: Date.now() - startedAt.getTime(), exitCode, phases: run.phases.phases, warnings: opts.reporter.warnings };
     await writeReports(path.resolve(ctx.cwd, opts.report), runReport(error === undefined ? meta : { ...meta, error }, targets));
   };
   let result: T;
   try {
-    result = await work(phases);
+    result = await work(run);
   } catch (err) {
     // the run's own error is what the caller must see; a report that cannot be written is said too
     await write(exitCodeFor(err), [], describeError(err)).catch((e: unknown) => opts.reporter.warn(describeError(e)));
     throw err;
   }
-  const { exitCode, targets } = describe(result, phases.phases);
+  const { exitCode, targets } = describe(result, run.phases.phases);
   await write(exitCode, targets);
   return result;
 }

@@ -92,6 +92,13 @@ describe('backup --report', () => {
     const good = await reports(path.join(dir, 'out'));
     expect(good.cases).toEqual(['disk plan', 'disk scan+encrypt+upload', 'disk verify', 'disk prune', 'disk guards']);
     expect(good.json.targets[0]).toMatchObject({ target: 'disk', status: 'committed', files: 1, changedFiles: 1, bytesRead: 8, kept: 1 });
+
+    // the mirror commands report a step per target
+    const sync = await cerberus(['sync', 'up', '-c', 'c.yaml', '--report', 'out'], { cwd: dir, env });
+    expect(sync.code, sync.stderr).toBe(0);
+    const synced = await reports(path.join(dir, 'out'));
+    expect(synced.suite).toMatchObject({ '@_name': 'cerberus sync up vault', '@_failures': '0' });
+    expect(synced.cases).toEqual(['disk sync up']);
   });
 
   it('verify --report and prune --report: a case per target, a damaged file a failure', async () => {
@@ -116,5 +123,43 @@ describe('backup --report', () => {
     const p = await reports(path.join(ws.dir, 'p'));
     expect(p.cases).toEqual(['usb prune', 'spare prune']);
     expect(p.summary).toMatch(/\| prune \| usb \| passed \|/);
+  });
+
+  it('reports a config that does not load, and restore --report', async () => {
+    const ws = await twoTargets();
+    await fsp.writeFile(path.join(ws.src, 'Zoë.txt'), 'restore me');
+    expect((await ws.run(['backup', '-c', ws.config, '--now', '2026-01-01T02:00:00Z'])).code).toBe(0);
+
+    // an unset variable: exit 2, and Jenkins still gets a failed test case saying why
+    await fsp.writeFile(path.join(ws.dir, 'broken.yaml'), (await fsp.readFile(ws.config, 'utf8')).replace('path: repo', 'path: "${NO_SUCH_VARIABLE}"'));
+    for (const command of [['backup'], ['restore', '--at', 'latest', '--to', 'r'], ['sync', 'up'], ['verify']]) {
+      const r = await ws.run([...command, '-c', 'broken.yaml', '--report', 'bad']);
+      expect(r.code, r.stderr).toBe(2);
+      const bad = await reports(path.join(ws.dir, 'bad'));
+      expect(bad.cases).toEqual(['run FAILED']);
+      expect(bad.failures['run FAILED']).toMatch(/NO_SUCH_VARIABLE/);
+      expect(bad.summary.split('\n')[0]).toMatch(new RegExp(`^### cerberus ${command.slice(0, command[0] === 'sync' ? 2 : 1).join(' ')} \`-\`: FAILED \\(exit 2, `));
+    }
+
+    const restored = await ws.run(['restore', '-c', ws.config, '--at', 'latest', '--to', 'r', '--report', 'rr']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const r = await reports(path.join(ws.dir, 'rr'));
+    expect(r.suite).toMatchObject({ '@_name': 'cerberus restore docs', '@_tests': '1', '@_failures': '0' });
+    expect(r.cases).toEqual(['usb restore']);
+    const missing = await ws.run(['restore', '-c', ws.config, '--at', '2020-01-01', '--to', 'r2', '--report', 'rr']);
+    expect(missing.code).toBe(1);
+    expect((await reports(path.join(ws.dir, 'rr'))).cases).toEqual(['usb restore FAILED']);
+  });
+
+  it('puts the warnings of GitHub alerts into the report', async () => {
+    const ws = await workspace({ yamlExtra: '    report:\n      github: { repo: me/backups, token: "${GITHUB_TOKEN}", apiUrl: "http://127.0.0.1:9" }' });
+    const env = { GITHUB_TOKEN: 'ghp_unreachable' };
+    expect((await ws.run(['init', '-c', ws.config], env)).code).toBe(0);
+    await fsp.writeFile(path.join(ws.src, 'a.txt'), 'a');
+    const r = await ws.run(['backup', '-c', ws.config, '--report', 'out'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const out = await reports(path.join(ws.dir, 'out'));
+    expect(out.json.warnings).toEqual([expect.stringMatching(/could not update the GitHub issues of job docs in me\/backups/)]);
+    expect(out.summary).toMatch(/Warnings \(1\):\n\n- could not update the GitHub issues/);
   });
 });

@@ -20,7 +20,7 @@ export async function reports(dir: string): Promise<{ suite: Record<string, stri
     testsuites: { testsuite: Record<string, string> & { testcase: Case[] } };
   };
   const { testcase, ...suite } = doc.testsuites.testsuite;
-  const label = (c: Case) => `${c['@_classname'].split('.').slice(3).join('.')} ${c['@_name']}${c.failure ? ' FAILED' : c.skipped ? ' SKIPPED' : ''}`;
+  const label = (c: Case) => `${[c['@_classname'].split('.').slice(3).join('.'), c['@_name']].filter(Boolean).join(' ')}${c.failure ? ' FAILED' : c.skipped ? ' SKIPPED' : ''}`;
   return {
     suite,
     cases: testcase.map(label),

@@ -4,7 +4,7 @@ import { runBackup, type BackupResult } from '../../jobs/backup.js';
 import { backupAlerts, backupTargets } from '../../jobs/backup-report.js';
 import { formatBytes, table } from '../../report/format.js';
 import { alertGithub, reported } from '../report.js';
-import { loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
 
 interface BackupOptions extends JobOptions {
   now?: string;
@@ -21,7 +21,7 @@ export function backupExitCode(r: BackupResult): number {
 }
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  withJob(program.command('backup'))
+  withReport(withJob(program.command('backup')))
     .summary('make one generation on every target, then prune')
     .description(
       'Run one backup of a job: pick the level (the first run of a quarter makes a full quarterly;\n' +
@@ -35,27 +35,29 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--dry-run', 'show what would be stored; write nothing')
     .option('--rehash', 'read and hash every file, trusting no cached hash')
     .option('--json', 'print the result as JSON on stdout')
-    .option('--report <dir>', 'write junit.xml, summary.md and report.json there (for Jenkins: reports)')
     .action(async (opts: BackupOptions) => {
-      const job = await loadJob(ctx, opts);
       const reporter = reporterFor(ctx, Boolean(opts.json));
-      const now = parseNow(opts.now);
       const result = await reported(
         ctx,
-        { report: opts.report, command: 'backup', job: job.name, reporter },
-        (phases) =>
-          runBackup(job, {
+        { report: opts.report, command: 'backup', job: opts.job, reporter },
+        async (run) => {
+          const job = await loadJob(ctx, opts, run);
+          const now = parseNow(opts.now);
+          const r = await runBackup(job, {
             now,
             dryRun: Boolean(opts.dryRun),
             rehash: Boolean(opts.rehash),
             stateDir: stateDir(ctx),
             reporter,
             open: storageFor(ctx, reporter),
-            phases,
-          }),
+            phases: run.phases,
+          });
+          // inside the reported run: a warning of the alerts reaches the report too
+          if (!opts.dryRun) await alertGithub([job], backupAlerts(r, now), reporter);
+          return r;
+        },
         (r, phases) => ({ exitCode: backupExitCode(r), targets: backupTargets(r, phases) }),
       );
-      if (!opts.dryRun) await alertGithub([job], backupAlerts(result, now), reporter);
       const code = backupExitCode(result);
       if (opts.json) printJson(ctx, { ...result, exitCode: code });
       else {

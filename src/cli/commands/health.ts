@@ -4,7 +4,8 @@ import { loadConfig, parseDuration, selectJob } from '../../config/index.js';
 import { ExitCode, usageError } from '../../errors.js';
 import { runHealth, type HealthCheck } from '../../jobs/health.js';
 import { formatDuration, table } from '../../report/format.js';
-import { parseNow, printJson, reporterFor, storageFor, type CommandContext } from '../context.js';
+import { parseNow, printJson, reporterFor, storageFor, withReport, type CommandContext } from '../context.js';
+import type { Alert } from '../../report/github.js';
 import { alertGithub, reported } from '../report.js';
 
 interface HealthOptions {
@@ -17,8 +18,7 @@ interface HealthOptions {
 }
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  program
-    .command('health')
+  withReport(program.command('health'))
     .summary('check from any machine that backups keep arriving')
     .description(
       'Check every job (or --job) on every target: the newest restore point is younger than\n' +
@@ -34,7 +34,6 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--max-age <duration>', 'how old the newest restore point may be', '26h')
     .option('--now <iso-time>', 'pretend it is this time (for tests and simulations)')
     .option('--json', 'print the result as JSON on stdout')
-    .option('--report <dir>', 'write junit.xml (a test case per job and target), summary.md and report.json there')
     .action(async (opts: HealthOptions) => {
       let maxAgeMs: number;
       try {
@@ -42,37 +41,38 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       } catch {
         throw usageError(`--max-age ${opts.maxAge} is not a duration`, 'use e.g. 26h, 3d or 90m');
       }
-      const config = await loadConfig(path.resolve(ctx.cwd, opts.config), ctx.env, { keyless: true });
-      const jobs = opts.job !== undefined ? [selectJob(config, opts.job)] : [...config.jobs.values()];
       const reporter = reporterFor(ctx, Boolean(opts.json));
-      const now = parseNow(opts.now);
       const checks = await reported(
         ctx,
         { report: opts.report, command: 'health', job: opts.job ?? 'all', reporter },
-        async (phases) => {
+        async (run) => {
+          const config = await loadConfig(path.resolve(ctx.cwd, opts.config), ctx.env, { keyless: true });
+          const jobs = opts.job !== undefined ? [selectJob(config, opts.job)] : [...config.jobs.values()];
+          const now = parseNow(opts.now);
           const out = await runHealth(jobs, { now, maxAgeMs, reporter, open: storageFor(ctx, reporter) });
-          for (const c of out) phases.record('health', `${c.job}/${c.target}`, 0, c.healthy ? undefined : c.problems.join('; '));
+          for (const c of out) run.phases.record('health', `${c.job}/${c.target}`, 0, c.healthy ? undefined : c.problems.join('; '));
+          // inside the reported run: a warning of the alerts reaches the report too
+          await alertGithub(jobs, out.map((c) => healthAlert(c, now)), reporter);
           return out;
         },
         (out) => ({ exitCode: exitCodeOf(out), targets: [] }),
-      );
-      await alertGithub(
-        jobs,
-        checks.map((c) => ({
-          job: c.job,
-          target: c.target,
-          command: 'health',
-          failing: !c.healthy,
-          summary: c.healthy ? `healthy, newest restore point ${c.newest!.level}/${c.newest!.id}` : 'the health check failed',
-          details: c.problems,
-          at: now,
-        })),
-        reporter,
       );
       if (opts.json) printJson(ctx, { checks, exitCode: exitCodeOf(checks) });
       else ctx.stdout.write(table(['job', 'target', 'health', 'newest', 'age'], checks.map(row)) + '\n');
       done(exitCodeOf(checks));
     });
+}
+
+function healthAlert(c: HealthCheck, at: Date): Alert {
+  return {
+    job: c.job,
+    target: c.target,
+    command: 'health',
+    failing: !c.healthy,
+    summary: c.healthy ? `healthy, newest restore point ${c.newest!.level}/${c.newest!.id}` : 'the health check failed',
+    details: c.problems,
+    at,
+  };
 }
 
 const exitCodeOf = (checks: HealthCheck[]) => (checks.every((c) => c.healthy) ? ExitCode.ok : ExitCode.failed);

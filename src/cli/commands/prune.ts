@@ -6,11 +6,11 @@ import { requireDescriptor } from '../../repository/descriptor.js';
 import type { JobConfig } from '../../config/index.js';
 import type { Reporter } from '../../report/log.js';
 import type { PhaseLog } from '../../report/phases.js';
-import { loadJob, parseNow, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, parseNow, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
 import { reported } from '../report.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  withJob(program.command('prune'))
+  withReport(withJob(program.command('prune')))
     .summary('apply retention alone')
     .description(
       'Apply the job\'s retention on every target: keep the newest N generations of each level,\n' +
@@ -22,14 +22,15 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--now <iso-time>', 'pretend it is this time')
     .option('--ignore-suspicious', 'prune even though the newest generation is suspicious')
     .option('--json', 'print the result as JSON on stdout')
-    .option('--report <dir>', 'write junit.xml (a test case per target), summary.md and report.json there')
     .action(async (opts: PruneOptions) => {
-      const job = await loadJob(ctx, opts);
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const out = await reported(
         ctx,
-        { report: opts.report, command: 'prune', job: job.name, reporter },
-        (phases) => pruneTargets(ctx, job, opts, reporter, phases),
+        { report: opts.report, command: 'prune', job: opts.job, reporter },
+        async (run) => {
+          const job = await loadJob(ctx, opts, run);
+          return pruneTargets(ctx, job, opts, reporter, run.phases);
+        },
         () => ({ exitCode: ExitCode.ok, targets: [] }),
       );
       if (opts.json) printJson(ctx, out);

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runRestore } from '../../jobs/restore.js';
-import { loadJob, printJson, repeatable, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, printJson, repeatable, reporterFor, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
+import { reported } from '../report.js';
 
 interface RestoreOptions extends JobOptions {
   target?: string;
@@ -13,10 +14,11 @@ interface RestoreOptions extends JobOptions {
   dryRun?: boolean;
   key?: string;
   json?: boolean;
+  report?: string;
 }
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  withJob(program.command('restore'))
+  withReport(withJob(program.command('restore')))
     .summary('restore a restore point, or some paths of it, into a folder')
     .description(
       'Restore a restore point into a folder. Files are written to a hidden staging folder inside\n' +
@@ -36,20 +38,29 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--json', 'print the result as JSON on stdout')
     .addHelpText('after', '\nExamples:\n  cerberus restore -c cerberus.yaml --at latest --to /tmp/restore --key keys/cerberus.key.asc\n  cerberus restore -c cerberus.yaml --at 2026-11-01 --to /tmp/r --path "invoices/**"')
     .action(async (opts: RestoreOptions) => {
-      const job = await loadJob(ctx, opts);
-      const opening = job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
       const reporter = reporterFor(ctx, Boolean(opts.json));
-      const result = await runRestore(job, {
-        at: opts.at,
-        to: opts.to,
-        paths: opts.path ?? [],
-        overwrite: Boolean(opts.overwrite),
-        ...(opening ? { opening } : {}),
-        reporter,
-        open: storageFor(ctx, reporter),
-        ...(opts.target !== undefined ? { target: opts.target } : {}),
-        dryRun: Boolean(opts.dryRun),
-      });
+      const result = await reported(
+        ctx,
+        { report: opts.report, command: 'restore', job: opts.job, reporter },
+        async (run) => {
+          const job = await loadJob(ctx, opts, run);
+          const opening = job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
+          return run.phases.time(opts.dryRun ? 'restore --dry-run' : 'restore', opts.target ?? job.targets[0]?.name, () =>
+            runRestore(job, {
+              at: opts.at,
+              to: opts.to,
+              paths: opts.path ?? [],
+              overwrite: Boolean(opts.overwrite),
+              ...(opening ? { opening } : {}),
+              reporter,
+              open: storageFor(ctx, reporter),
+              ...(opts.target !== undefined ? { target: opts.target } : {}),
+              dryRun: Boolean(opts.dryRun),
+            }),
+          );
+        },
+        () => ({ exitCode: ExitCode.ok, targets: [] }),
+      );
       if (opts.json) printJson(ctx, result);
       else if (result.wouldReplace) {
         ctx.stdout.write(`would restore ${result.level}/${result.id} from ${result.target}: ${result.files} files into ${result.to}\n`);

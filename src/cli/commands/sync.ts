@@ -4,7 +4,9 @@ import { loadConfig, selectJob } from '../../config/index.js';
 import { ExitCode } from '../../errors.js';
 import { runDownload, runUpload } from '../../jobs/handover.js';
 import { runSyncDown, runSyncUp, type SyncOptions, type SyncResult } from '../../jobs/sync.js';
-import { loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import type { Reporter } from '../../report/log.js';
+import { loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
+import { reported, type ReportedRun } from '../report.js';
 
 interface SyncFlags extends JobOptions {
   target?: string;
@@ -12,10 +14,10 @@ interface SyncFlags extends JobOptions {
   yes?: boolean;
   json?: boolean;
   now?: string;
+  report?: string;
 }
 
-function syncOptions(ctx: CommandContext, flags: SyncFlags): SyncOptions {
-  const reporter = reporterFor(ctx, Boolean(flags.json));
+function syncOptions(ctx: CommandContext, flags: SyncFlags, reporter: Reporter): SyncOptions {
   return {
     dryRun: Boolean(flags.dryRun),
     yes: Boolean(flags.yes),
@@ -44,8 +46,36 @@ function printChanges(ctx: CommandContext, results: SyncResult[], dryRun: boolea
 
 const exitFor = (results: SyncResult[]) => (results.some((r) => r.targets.some((t) => t.problems.length > 0)) ? ExitCode.warnings : ExitCode.ok);
 
+/**
+ * A mirror command as a reported run: it loads its job inside (so a bad config is reported
+ * too), and each target's sync is a step, failed when a guard held deletions back.
+ */
+async function syncReported<T>(
+  ctx: CommandContext,
+  flags: SyncFlags,
+  command: string,
+  work: (run: ReportedRun, opts: SyncOptions) => Promise<T>,
+  results: (out: T) => SyncResult[],
+  exitCode: (out: T) => number = (out) => exitFor(results(out)),
+): Promise<T> {
+  const reporter = reporterFor(ctx, Boolean(flags.json));
+  return reported(
+    ctx,
+    { report: flags.report, command, job: flags.job, reporter },
+    async (run) => {
+      const started = Date.now();
+      const out = await work(run, syncOptions(ctx, flags, reporter));
+      for (const r of results(out)) {
+        for (const t of r.targets) run.phases.record(`sync ${r.direction}`, t.target, Date.now() - started, t.problems.length > 0 ? t.problems.join('; ') : undefined);
+      }
+      return out;
+    },
+    (out) => ({ exitCode: exitCode(out), targets: [] }),
+  );
+}
+
 const common = (cmd: Command) =>
-  withJob(cmd)
+  withReport(withJob(cmd))
     .option('-t, --target <name>', 'only this target')
     .option('--json', 'print the result as JSON on stdout')
     .option('--now <iso-time>', 'pretend it is this time (for tests)');
@@ -73,8 +103,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--yes', 'delete even when that is more than guards.maxShrink of the files')
     .addHelpText('after', '\nExamples:\n  cerberus sync up -c cerberus.yaml --dry-run\n  cerberus sync up -c cerberus.yaml')
     .action(async (flags: SyncFlags) => {
-      const job = await loadJob(ctx, flags);
-      const result = await runSyncUp(job, syncOptions(ctx, flags));
+      const result = await syncReported(ctx, flags, 'sync up', async (run, o) => runSyncUp(await loadJob(ctx, flags, run), o), (r) => [r]);
       if (flags.json) printJson(ctx, result);
       else printChanges(ctx, [result], Boolean(flags.dryRun));
       done(exitFor([result]));
@@ -91,8 +120,8 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--yes', 'delete even when that is more than guards.maxShrink of the files')
     .addHelpText('after', '\nExample:\n  cerberus sync down -c cerberus.yaml --to ~/Documents --dry-run')
     .action(async (flags: SyncFlags & { to: string }) => {
-      const job = await loadJob(ctx, flags);
-      const result = await runSyncDown(job, { ...syncOptions(ctx, flags), to: path.resolve(ctx.cwd, flags.to) });
+      const to = path.resolve(ctx.cwd, flags.to);
+      const result = await syncReported(ctx, flags, 'sync down', async (run, o) => runSyncDown(await loadJob(ctx, flags, run), { ...o, to }), (r) => [r]);
       if (flags.json) printJson(ctx, result);
       else printChanges(ctx, [result], Boolean(flags.dryRun));
       done(exitFor([result]));
@@ -109,9 +138,19 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     )
     .option('--yes', 'let the sync delete more than guards.maxShrink of the mirror\'s files')
     .action(async (flags: SyncFlags) => {
-      const config = await loadConfig(path.resolve(ctx.cwd, flags.config), ctx.env);
-      const job = selectJob(config, flags.job);
-      const result = await runUpload(config, job, syncOptions(ctx, flags));
+      const result = await syncReported(
+        ctx,
+        flags,
+        'upload',
+        async (run, o) => {
+          const config = await loadConfig(path.resolve(ctx.cwd, flags.config), ctx.env);
+          const job = selectJob(config, flags.job);
+          run.job = job.name;
+          return runUpload(config, job, o);
+        },
+        (r) => [r.sync],
+        () => ExitCode.ok,
+      );
       if (flags.json) printJson(ctx, result);
       else {
         printChanges(ctx, [result.sync], false);
@@ -131,8 +170,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--dry-run', 'list every add, change and delete; change nothing')
     .option('--yes', 'delete even when that is more than guards.maxShrink of the files')
     .action(async (flags: SyncFlags) => {
-      const job = await loadJob(ctx, flags);
-      const results = await runDownload(job, syncOptions(ctx, flags));
+      const results = await syncReported(ctx, flags, 'download', async (run, o) => runDownload(await loadJob(ctx, flags, run), o), (r) => r);
       if (flags.json) printJson(ctx, results);
       else printChanges(ctx, results, Boolean(flags.dryRun));
       done(exitFor(results));

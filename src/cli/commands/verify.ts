@@ -2,11 +2,11 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runVerify } from '../../jobs/verify.js';
-import { loadJob, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob } from '../context.js';
+import { loadJob, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
 import { reported } from '../report.js';
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  withJob(program.command('verify'))
+  withReport(withJob(program.command('verify')))
     .summary('check every restore point on every target')
     .description(
       'Quick (default, no key needed): the structure, every chain, and every file against its\n' +
@@ -17,15 +17,16 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--full', 'decrypt and check every file')
     .option('--key <file>', 'the private key file, for --full')
     .option('--json', 'print the result as JSON on stdout')
-    .option('--report <dir>', 'write junit.xml (a test case per target), summary.md and report.json there')
     .action(async (opts: JobOptions & { full?: boolean; key?: string; json?: boolean; report?: string }) => {
-      const job = await loadJob(ctx, opts);
-      const opening = opts.full && job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const result = await reported(
         ctx,
-        { report: opts.report, command: 'verify', job: job.name, reporter },
-        (phases) => runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter, open: storageFor(ctx, reporter), phases }),
+        { report: opts.report, command: 'verify', job: opts.job, reporter },
+        async (run) => {
+          const job = await loadJob(ctx, opts, run);
+          const opening = opts.full && job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
+          return runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter, open: storageFor(ctx, reporter), phases: run.phases });
+        },
         (r) => ({ exitCode: r.problems.length > 0 ? ExitCode.failed : ExitCode.ok, targets: [] }),
       );
       if (opts.json) printJson(ctx, result);
