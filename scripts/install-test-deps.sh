@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: GnuPG and GNU tar for interop
 # checks, GNU time for the benchmarks, Apache with mod_dav for the WebDAV tests, curl for the
-# upload benchmark, groovy and Java 17 for the Jenkinsfiles. Then the npm packages (s3rver and
-# npm-groovy-lint among them), exactly as locked.
+# upload benchmark, 7-Zip for the yearly export, groovy and Java 17 for the Jenkinsfiles.
+# Then the npm packages (s3rver and npm-groovy-lint among them), exactly as locked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ command -v xargs >/dev/null 2>&1 || need+=(findutils)
 command -v apache2 >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || need+=(apache2)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# 7-Zip makes and checks the yearly export
+command -v 7zz >/dev/null 2>&1 || need+=(7zip)
 # the Jenkinsfiles are compiled with groovy and linted with npm-groovy-lint, both on Java 17
 command -v groovy >/dev/null 2>&1 || need+=(groovy)
 ls -d /usr/lib/jvm/java-17-openjdk-* >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)

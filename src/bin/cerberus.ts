@@ -5,6 +5,6 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const { main } = await import('../cli/main.js');
 
-const code = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2), { ownsProcess: true });
 // exit once stdout has drained, so piped output is never cut short
 process.stdout.write('', () => process.exit(code));

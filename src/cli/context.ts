@@ -13,6 +13,11 @@ export interface CommandContext {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   cwd: string;
+  /**
+   * cerberus runs as its own process (the bin): it may tune V8 for the job. V8's flags are
+   * the whole process's, so a caller of main() in its own process (a test) keeps its own.
+   */
+  ownsProcess?: boolean;
 }
 
 export interface JobOptions {
@@ -25,7 +30,7 @@ export async function loadJob(ctx: CommandContext, opts: JobOptions, named?: { j
   const config = await loadConfig(path.resolve(ctx.cwd, opts.config), ctx.env);
   const job = selectJob(config, opts.job);
   if (named) named.job = job.name;
-  tuneHeap(job);
+  if (ctx.ownsProcess) tuneHeap(job);
   return job;
 }
 

@@ -3,6 +3,7 @@ import { describeError, ExitCode, exitCodeFor } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { CommandContext } from './context.js';
 import * as backup from './commands/backup.js';
+import * as exportCmd from './commands/export.js';
 import * as health from './commands/health.js';
 import * as init from './commands/init.js';
 import * as jenkins from './commands/jenkins.js';
@@ -14,7 +15,7 @@ import * as restore from './commands/restore.js';
 import * as sync from './commands/sync.js';
 import * as verify from './commands/verify.js';
 
-const COMMANDS = [keygen, init, backup, list, restore, verify, prune, health, sync, probe, jenkins];
+const COMMANDS = [keygen, init, backup, list, restore, verify, prune, health, sync, probe, exportCmd, jenkins];
 
 /**
  * The command tree: every command with its options. Also what tests read to check that the
@@ -62,6 +63,7 @@ export async function main(argv: string[], ctx: Partial<CommandContext> = {}): P
     stdout: ctx.stdout ?? process.stdout,
     stderr: ctx.stderr ?? process.stderr,
     cwd: ctx.cwd ?? process.cwd(),
+    ownsProcess: ctx.ownsProcess ?? false,
   };
   let code: number = ExitCode.ok;
   const program = createProgram(context, (c) => {

@@ -40,6 +40,11 @@ export interface LoadOptions {
    * from a machine that holds only the targets' credentials, no key and no vault password.
    */
   keyless?: boolean;
+  /**
+   * For `cerberus export`: the variables of jobs.*.export must be set. Every other command
+   * loads the config without them (the daily backup need not know the export password).
+   */
+  export?: boolean;
 }
 
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Promise<Config> {
@@ -62,8 +67,8 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   if (syntax.length > 0) fail(shown, syntax);
 
   const vars = await buildEnv(dir, env, process.cwd());
-  const keyless = opts.keyless ? (p: readonly PathKey[]) => p[0] === 'jobs' && p[2] === 'encryption' : undefined;
-  const { problems: unset, redactions } = interpolateDocument(parsed, vars, keyless);
+  const mayBeUnset = (p: readonly PathKey[]) => p[0] === 'jobs' && ((opts.keyless === true && p[2] === 'encryption') || (opts.export !== true && p[2] === 'export'));
+  const { problems: unset, redactions } = interpolateDocument(parsed, vars, mayBeUnset);
   if (unset.length > 0) fail(shown, unset, redactions);
 
   const data: unknown = parsed.doc.toJS();

@@ -268,6 +268,8 @@ export function makeSchema(ctx: SchemaContext) {
     monthly: count(0, 12),
     quarterly: count(1, 8),
     keepWithin: unit(parseDuration, '2d', 'a duration like 2d or 12h'),
+    /** yearly exports on the targets; absent: kept forever */
+    yearly: z.number().int().min(1).optional(),
   };
   const retention = z.strictObject(retentionShape).transform((r) => ({
     daily: r.daily,
@@ -275,6 +277,7 @@ export function makeSchema(ctx: SchemaContext) {
     monthly: r.monthly,
     quarterly: r.quarterly,
     keepWithinMs: r.keepWithin,
+    ...(r.yearly !== undefined ? { yearly: r.yearly } : {}),
   }));
 
   const guardsShape = {
@@ -293,6 +296,12 @@ export function makeSchema(ctx: SchemaContext) {
   };
   const reportShape = { github: z.strictObject(githubShape).optional() };
 
+  const exportShape = {
+    password: z.string({ error: 'needs the password of the yearly 7-Zip export, e.g. password: ${EXPORT_PASSWORD}' }).min(1, { error: 'the password is empty' }),
+    /** 7-Zip's -mx: 0 stores, 9 squeezes hardest; 1 is fast and still shrinks documents */
+    level: z.preprocess(orDefault(1), z.number().int().min(0).max(9)),
+  };
+
   const jobShape = {
     source: z.strictObject(sourceShape),
     encryption,
@@ -307,6 +316,7 @@ export function makeSchema(ctx: SchemaContext) {
       error: `must be at least ${MIN_VOLUME_SIZE} bytes (4KiB)`,
     }),
     report: z.preprocess(orDefault({}), z.strictObject(reportShape)),
+    export: z.strictObject(exportShape).optional(),
   };
   const job = z.strictObject(jobShape).transform((j): Omit<JobConfig, 'name'> => j);
 
@@ -328,6 +338,7 @@ export function makeSchema(ctx: SchemaContext) {
     ['jobs.*.guards', Object.keys(guardsShape)],
     ['jobs.*.report', Object.keys(reportShape)],
     ['jobs.*.report.github', Object.keys(githubShape)],
+    ['jobs.*.export', Object.keys(exportShape)],
   ]);
 
   return { schema, knownKeys };

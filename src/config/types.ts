@@ -75,7 +75,7 @@ export interface JobConfig {
   };
   encryption: EncryptionConfig;
   targets: TargetConfig[];
-  retention: { daily: number; weekly: number; monthly: number; quarterly: number; keepWithinMs: number };
+  retention: { daily: number; weekly: number; monthly: number; quarterly: number; keepWithinMs: number; yearly?: number };
   /** fractions 0..1, and a file count */
   guards: { maxShrink: number; maxChanged: number; minFiles: number };
   /** IANA zone */
@@ -83,6 +83,8 @@ export interface JobConfig {
   /** bytes */
   volumeSize: number;
   report: { github?: GithubAlertConfig };
+  /** the yearly 7-Zip cold copy: its own password, never the vault's */
+  export?: { password: string; level: number };
 }
 
 /** Failures and recoveries as GitHub issues, one per job and target. */

@@ -29,6 +29,8 @@ export type WalkEvent =
   | { kind: 'leave'; entry: SourceEntry }
   | { kind: 'entry'; entry: SourceEntry }
   | { kind: 'skipped'; path: string; abs: string; reason: string }
+  /** only with `reportExcluded`: what source.exclude left out (a folder stands for all below it) */
+  | { kind: 'excluded'; path: string; abs: string }
   | { kind: 'error'; path: string; abs: string; error: NodeJS.ErrnoException }
   | { kind: 'missing-root'; abs: string };
 
@@ -90,7 +92,12 @@ function statEntrySync(rel: string, abs: string): SourceEntry | string {
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-export async function* walkSource(roots: string[], exclude: Excluder): AsyncGenerator<WalkEvent> {
+export interface WalkOptions {
+  /** yield `excluded` events (the yearly export must tell 7-Zip what to leave out) */
+  reportExcluded?: boolean;
+}
+
+export async function* walkSource(roots: string[], exclude: Excluder, opts: WalkOptions = {}): AsyncGenerator<WalkEvent> {
   const single = roots.length === 1;
   for (const root of roots) {
     let top: SourceEntry | string;
@@ -113,11 +120,11 @@ export async function* walkSource(roots: string[], exclude: Excluder): AsyncGene
       yield { kind: 'entry', entry: top };
       continue;
     }
-    yield* walkDir(top, single, exclude);
+    yield* walkDir(top, single, exclude, opts);
   }
 }
 
-async function* walkDir(dir: SourceEntry, isRoot: boolean, exclude: Excluder): AsyncGenerator<WalkEvent> {
+async function* walkDir(dir: SourceEntry, isRoot: boolean, exclude: Excluder, opts: WalkOptions): AsyncGenerator<WalkEvent> {
   if (!isRoot) yield { kind: 'enter', entry: dir };
   let names: string[];
   try {
@@ -136,7 +143,10 @@ async function* walkDir(dir: SourceEntry, isRoot: boolean, exclude: Excluder): A
       yield { kind: 'skipped', path: rel, abs, reason: `${RESERVED_DIR} at the top of the source is reserved for cerberus` };
       continue;
     }
-    if (exclude.excludes(rel, abs)) continue;
+    if (exclude.excludes(rel, abs)) {
+      if (opts.reportExcluded) yield { kind: 'excluded', path: rel, abs };
+      continue;
+    }
     let e: SourceEntry | string;
     try {
       e = statEntrySync(rel, abs);
@@ -146,7 +156,7 @@ async function* walkDir(dir: SourceEntry, isRoot: boolean, exclude: Excluder): A
       continue;
     }
     if (typeof e === 'string') yield { kind: 'skipped', path: rel, abs, reason: e };
-    else if (e.type === 'dir') yield* walkDir(e, false, exclude);
+    else if (e.type === 'dir') yield* walkDir(e, false, exclude, opts);
     else yield { kind: 'entry', entry: e };
   }
   if (!isRoot) yield { kind: 'leave', entry: dir };

@@ -2,8 +2,22 @@ import type { CryptomatorDescriptor, Descriptor, OpenpgpDescriptor } from './des
 
 /** RESTORE.md: how to get everything back with standard tools alone. */
 export function restoreDoc(d: Descriptor): string {
-  return d.kind === 'openpgp' ? openpgpDoc(d) : cryptomatorDoc(d);
+  return (d.kind === 'openpgp' ? openpgpDoc(d) : cryptomatorDoc(d)) + YEARLY;
 }
+
+/** The yearly cold copy is the same for both kinds: 7-Zip and its own password. */
+const YEARLY = `
+## The yearly cold copy (yearly/<year>/)
+
+If \`cerberus export --upload\` runs here, \`yearly/<year>/\` holds that year's copy as the
+volumes of one 7-Zip archive (\`<job>-<year>.7z.001\`, \`.002\`, …), AES-256 with encrypted
+names, under the export password (not the key or the vault password above). Check the
+volumes with \`sha256sum -c SHA256SUMS\`, then, with all of them in one folder:
+
+    7zz x <job>-<year>.7z.001        # asks for the export password; 7z or the 7-Zip app work too
+
+\`CERBERUS-MANIFEST.txt\` in it lists the sha256, size and path of every file.
+`;
 
 /** For OpenPGP repositories: GnuPG and GNU tar. */
 function openpgpDoc(d: OpenpgpDescriptor): string {

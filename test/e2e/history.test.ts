@@ -16,6 +16,8 @@ const START = Date.UTC(2025, 9, 1, 2, 0, 0); // 2025-10-01 02:00 UTC: the first 
 const POLICY = { daily: 7, weekly: 5, monthly: 12, quarterly: 8 };
 /** every remaining restore point is restored in full on these days, and at the end */
 const FULL_CHECK_EVERY = 40;
+/** a new daily point is restored at once on these days (every new weekly, monthly, quarterly one always) */
+const NEW_DAILY_CHECK_EVERY = 5;
 
 type Main = (argv: string[], ctx: { env: NodeJS.ProcessEnv; stdout: Writable; stderr: Writable; cwd: string }) => Promise<number>;
 
@@ -101,7 +103,9 @@ describe('a 400-day history', () => {
         expect(p.state).toBe('committed');
         if (p.parent) expect(ids.has(p.parent), `${p.id} lost its parent ${p.parent}`).toBe(true);
       }
-      await restoreAndCompare(t.id);
+      // the full checks below restore every point that is still kept; this catches one that is
+      // broken from the start even if it is pruned before then (sampled: the suite's time is bounded)
+      if (t.level !== 'daily' || day % NEW_DAILY_CHECK_EVERY === 0) await restoreAndCompare(t.id);
       if (day % 50 === 0) {
         const n = (await listFiles(ws.src)).length;
         console.log(`day ${day}: ${n} files, ${points.length} points, ${restores} restores, ${Math.round(performance.now() / 1000)} s`);
@@ -123,7 +127,7 @@ describe('a 400-day history', () => {
     expect(created.monthly).toBeGreaterThanOrEqual(8);
     expect(created.weekly).toBeGreaterThan(POLICY.weekly);
     expect(created.daily).toBeGreaterThan(POLICY.daily);
-    expect(restores).toBeGreaterThan(DAYS + 30 * (DAYS / FULL_CHECK_EVERY) * 0.5);
+    expect(restores).toBeGreaterThan(DAYS / NEW_DAILY_CHECK_EVERY + 30 * (DAYS / FULL_CHECK_EVERY) * 0.5);
   }, 1_500_000);
 
   it('restores a point chosen by date with the built binary, bit-exactly', async () => {

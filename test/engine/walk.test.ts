@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Excluder, RESERVED_DIR, walkSource, type WalkEvent } from '../../src/engine/walk.js';
+import { Excluder, RESERVED_DIR, walkSource, type WalkEvent, type WalkOptions } from '../../src/engine/walk.js';
 
 let tmp: string;
 let src: string;
@@ -26,9 +26,9 @@ async function put(rel: string, content = 'x'): Promise<string> {
   return file;
 }
 
-async function events(roots: string[], exclude: string[] = []): Promise<WalkEvent[]> {
+async function events(roots: string[], exclude: string[] = [], opts: WalkOptions = {}): Promise<WalkEvent[]> {
   const out: WalkEvent[] = [];
-  for await (const ev of walkSource(roots, new Excluder(exclude))) out.push(ev);
+  for await (const ev of walkSource(roots, new Excluder(exclude), opts)) out.push(ev);
   return out;
 }
 
@@ -46,6 +46,8 @@ function describeEvent(ev: WalkEvent): string {
       return `error ${ev.path} ${ev.error.code}`;
     case 'missing-root':
       return `missing-root ${ev.abs}`;
+    case 'excluded':
+      return `excluded ${ev.path}`;
   }
 }
 
@@ -138,6 +140,9 @@ describe('walkSource', () => {
     ]);
     // an absolute pattern naming the folder itself takes it whole
     expect(await lines([src], [cache, '**/node_modules', '**/.DS_Store', '**/*.tmp'])).not.toContain('enter cache');
+    // asked for, what was left out is said: a folder once, for all below it
+    const said = (await events([src], [cache, '**/node_modules', '**/.DS_Store', '**/*.tmp'], { reportExcluded: true })).map(describeEvent).filter((l) => l.startsWith('excluded'));
+    expect(said).toEqual(['excluded .DS_Store', 'excluded a/.DS_Store', 'excluded a/b/.DS_Store', 'excluded a/b/y.tmp', 'excluded a/node_modules', 'excluded cache', 'excluded node_modules', 'excluded x.tmp']);
   });
 
   it('anchors patterns with a slash at the top of the backup', async () => {

@@ -11,8 +11,9 @@ export function shSteps(groovy: string): { scripts: string[]; unquoted: string[]
   const scripts: string[] = [];
   const unquoted: string[] = [];
   // '''…''' is single-quoted too: Groovy interpolates neither
-  for (const m of groovy.matchAll(/\bsh\b\s*\(?\s*(?:script:\s*)?'''([\s\S]*?)'''/g)) scripts.push(m[1]!);
-  groovy = groovy.replace(/\bsh\b\s*\(?\s*(?:script:\s*)?'''[\s\S]*?'''/g, '');
+  // named arguments before the script (returnStatus: true, …) are allowed
+  for (const m of groovy.matchAll(/\bsh\b\s*\(?\s*(?:\w+:\s*\w+,\s*)*(?:script:\s*)?'''([\s\S]*?)'''/g)) scripts.push(m[1]!);
+  groovy = groovy.replace(/\bsh\b\s*\(?\s*(?:\w+:\s*\w+,\s*)*(?:script:\s*)?'''[\s\S]*?'''/g, '');
   for (const m of groovy.matchAll(/\bsh\b\s*(\(([^)]*)\)|(['"].*))/g)) {
     const args = m[2] ?? m[3] ?? '';
     const single = /(?:script:\s*|^\s*)'((?:[^'\\]|\\.)*)'/.exec(args);

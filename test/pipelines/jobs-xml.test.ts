@@ -44,7 +44,7 @@ function fromXml(xml: string): { script: string; params: Param[]; noConcurrent: 
 
 describe('pipelines/jobs/*.xml', () => {
   it('has a job for the backup, restore and health pipelines', () => {
-    expect(JOBS.sort()).toEqual(['cerberus-backup.xml', 'cerberus-health.xml', 'cerberus-restore.xml']);
+    expect(JOBS.sort()).toEqual(['cerberus-backup.xml', 'cerberus-export.xml', 'cerberus-health.xml', 'cerberus-restore.xml']);
   });
 
   it.each(JOBS)('%s: well-formed, and declares its Jenkinsfile\'s parameters with their defaults', (file) => {

@@ -55,7 +55,7 @@ function checkCall(line: string): string[] {
 
 describe('pipeline sh steps', () => {
   it('finds the pipelines and their steps', () => {
-    expect(PIPELINES).toEqual(expect.arrayContaining(['Jenkinsfile', 'pipelines/health.Jenkinsfile', 'pipelines/restore.Jenkinsfile']));
+    expect(PIPELINES).toEqual(expect.arrayContaining(['Jenkinsfile', 'pipelines/export.Jenkinsfile', 'pipelines/health.Jenkinsfile', 'pipelines/restore.Jenkinsfile']));
     for (const p of PIPELINES) expect(shSteps(fs.readFileSync(path.join(ROOT, p), 'utf8')).scripts.length, p).toBeGreaterThan(0);
   });
 
@@ -76,6 +76,7 @@ describe('pipeline sh steps', () => {
     expect(shSteps('sh "cerberus backup --config $X"').unquoted).toHaveLength(1);
     expect(shSteps("int c = sh(returnStatus: true, script: 'cerberus list -c \"$C\"')").scripts).toEqual(['cerberus list -c "$C"']);
     expect(shSteps("sh '''\n  cerberus list -c c.yaml\n'''").scripts).toEqual(['\n  cerberus list -c c.yaml\n']);
+    expect(shSteps("int c = sh(returnStatus: true, script: '''\n  cerberus list -c c.yaml\n''')").scripts).toEqual(['\n  cerberus list -c c.yaml\n']);
     // a flag on a continued line is checked too
     expect(checkCall(joinContinuations('cerberus list -c c.yaml \\\\\n    --bogus'))[0]).toMatch(/cerberus list has no option --bogus/);
   });
