@@ -93,16 +93,8 @@ export async function runExport(job: JobConfig, opts: ExportOptions): Promise<Ex
   const name = `${job.name}-${opts.year}.7z`;
   const final = path.join(dest, name);
   if (!opts.replace && (await exists(final))) {
-    if (!opts.upload || opts.from !== 'source') {
-      throw usageError(`${final} already exists`, 'a year is never overwritten silently: pass --replace to make it again');
-    }
-    // an upload that stopped halfway: the same archive again, checked first, so the parts match
-    reporter.phase(`export: ${name} is already there; checking it, then sending it (parts already sent are kept)`);
-    const checked = await verifyExport(job, final, opts.env, reporter);
-    const uploaded = await uploadEverywhere(job, final, opts);
-    const archiveBytes = (await fsp.stat(final)).size;
-    if (opts.to === undefined) await fsp.rm(final, { force: true });
-    return { archive: final, year: opts.year, from: opts.from, files: checked.files, dirs: 0, symlinks: 0, bytes: 0, archiveBytes, sevenZip: sz.version, excluded: 0, kept: opts.to !== undefined, uploaded };
+    if (!opts.upload) throw usageError(`${final} already exists`, 'a year is never overwritten silently: pass --replace to make it again');
+    return sendExisting(job, final, sz, opts);
   }
 
   // everything temporary sits beside the archive, on the same disk, under hidden names
@@ -150,18 +142,19 @@ export async function runExport(job: JobConfig, opts: ExportOptions): Promise<Ex
       level: settings.level,
       env: opts.env,
       onProgress: (pct) => {
+        // 7-Zip tells a percentage of the bytes; the files follow it closely enough to show
         const bytes = Math.round((totals.bytes * pct) / 100);
-        reporter.progress({ files: Math.round((totals.files * pct) / 100), bytes, totalFiles: totals.files, totalBytes: totals.bytes });
+        const files = Math.round((totals.files * pct) / 100);
+        reporter.progress({ files, bytes, totalFiles: totals.files, totalBytes: totals.bytes });
         if (!reporter.interactive && pct < 100 && Math.floor(pct / 10) > lastTenth) {
           lastTenth = Math.floor(pct / 10);
-          const s = (Date.now() - started) / 1000;
-          reporter.info(`${pct}%: ${formatBytes(bytes)} of ${formatBytes(totals.bytes)}${s > 0 ? `, ${formatBytes(bytes / s)}/s` : ''}`);
+          reporter.info(progressLine(pct, files, bytes, totals, started));
         }
       },
     });
     reporter.endProgress();
     // 7-Zip's last percentage is often short of 100
-    if (!reporter.interactive) reporter.info(`100%: ${formatBytes(totals.bytes)} of ${formatBytes(totals.bytes)}, ${formatBytes(totals.bytes / Math.max(0.001, (Date.now() - started) / 1000))}/s`);
+    if (!reporter.interactive) reporter.info(progressLine(100, totals.files, totals.bytes, totals, started));
     await fsp.chmod(partial, 0o600);
 
     reporter.phase(`export: opening ${name} again: 7-Zip's test, then every entry against what was read`);
@@ -182,6 +175,19 @@ export async function runExport(job: JobConfig, opts: ExportOptions): Promise<Ex
   } finally {
     await fsp.rm(work, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * An upload that stopped halfway: the archive made then, checked first, is sent again, so
+ * the parts already on a target match and are kept.
+ */
+async function sendExisting(job: JobConfig, final: string, sz: SevenZip, opts: ExportOptions): Promise<ExportResult> {
+  opts.reporter.phase(`export: ${path.basename(final)} is already there; checking it, then sending it (parts already sent are kept)`);
+  const checked = await verifyExport(job, final, opts.env, opts.reporter);
+  const uploaded = await uploadEverywhere(job, final, opts);
+  const archiveBytes = (await fsp.stat(final)).size;
+  if (opts.to === undefined) await fsp.rm(final, { force: true });
+  return { archive: final, year: opts.year, from: 'an earlier run', files: checked.files, dirs: 0, symlinks: 0, bytes: 0, archiveBytes, sevenZip: sz.version, excluded: 0, kept: opts.to !== undefined, uploaded };
 }
 
 /** To every target; one that fails does not stop the others, and fails the run at the end. */
@@ -340,6 +346,11 @@ async function digest(file: string, buf: Buffer): Promise<{ sha256: string; crc:
   } finally {
     await fh.close();
   }
+}
+
+function progressLine(pct: number, files: number, bytes: number, totals: { files: number; bytes: number }, started: number): string {
+  const s = Math.max(0.001, (Date.now() - started) / 1000);
+  return `${pct}%: ${files} of ${totals.files} files, ${formatBytes(bytes)} of ${formatBytes(totals.bytes)}, ${formatBytes(bytes / s)}/s`;
 }
 
 function count(expected: Map<string, Expected>): { files: number; dirs: number; symlinks: number; bytes: number } {

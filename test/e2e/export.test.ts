@@ -106,7 +106,7 @@ describe('cerberus export', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^exported 4 files \(1\.00 GiB\) to .*cold\/docs-2026\.7z \(.*\), verified\n$/);
     expect(r.stderr).toMatch(/7-Zip \d+\.\d+ writes docs-2026\.7z \(AES-256, names encrypted, -mx=1\)/);
-    expect(r.stderr).toMatch(/100%: 1\.00 GiB of 1\.00 GiB, /);
+    expect(r.stderr).toMatch(/100%: 4 of 4 files, 1\.00 GiB of 1\.00 GiB, [\d.]+ [KMG]iB\/s/);
     const archive = path.join(dir, 'cold/docs-2026.7z');
     expect((await fsp.stat(archive)).mode & 0o777).toBe(0o600);
     expect((await fsp.readdir(path.join(dir, 'cold'))).sort()).toEqual(['docs-2026.7z']);
