@@ -51,8 +51,6 @@ jobs:
     export: { password: "\${EXPORT_PASSWORD}", level: 1 }
 EOF
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-max_of() { tr ' ' '\n' | grep . | sort -g | tail -1; }
 FAILED=()
 N=() NR=() C=() CR=()
 for i in $(seq "$RUNS"); do

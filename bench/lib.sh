@@ -90,3 +90,6 @@ exit_of() { time_field "$1" 'Exit status'; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; }
 # mbs BYTES SECONDS: MB/s
 mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else print "-" }'; }
+# median and max of a space-separated list of numbers
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+max_of() { tr ' ' '\n' | grep . | sort -g | tail -1; }

@@ -52,8 +52,6 @@ unset CERBERUS_KEY_PASSPHRASE CERBERUS_KEY_PASSPHRASE_FILE CERBERUS_PRIVATE_KEY_
 
 # ---- measuring ---------------------------------------------------------------------------
 MEASURE_DIR="$DIR" # measure, rss_kib, wall_s, cpu_s, exit_of, mb, mbs: bench/lib.sh
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-max_of() { tr ' ' '\n' | grep . | sort -g | tail -1; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 FAILED=()
