@@ -24,6 +24,7 @@ export default defineConfig({
     // child processes and servers, so two at once use the machine well
     maxWorkers: 2,
     reporters: ['default', './test/helpers/summary-reporter.ts'],
+    setupFiles: ['./test/helpers/cleanup.ts'],
     sequence: { sequencer: LongestFirst },
   },
 });

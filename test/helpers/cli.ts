@@ -60,8 +60,18 @@ export function cerberus(args: string[], opts: RunOptions = {}): Promise<RunResu
  */
 export const TEST_TMP = process.env.CERBERUS_TEST_TMP ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
 
+/** every folder tempDir made in this test file; test/helpers/cleanup.ts removes them after it */
+const made: string[] = [];
+
 export async function tempDir(prefix = 'cerberus-test-'): Promise<string> {
-  return fsp.mkdtemp(path.join(TEST_TMP, prefix));
+  const dir = await fsp.mkdtemp(path.join(TEST_TMP, prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** Removes what tempDir made: tmpfs is memory, and workspaces of big trees add up over runs. */
+export async function removeTempDirs(): Promise<void> {
+  for (const dir of made.splice(0)) await fsp.rm(dir, { recursive: true, force: true });
 }
 
 export interface Workspace {

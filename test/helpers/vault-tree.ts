@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { dirPath, openVault, walkVault, type VaultStore } from '../../src/formats/cryptomator/index.js';
-import { TEST_TMP } from './cli.js';
+import { tempDir } from './cli.js';
 
 export const BIG_SIZE = 100 * 1024 * 1024;
 
@@ -18,7 +18,7 @@ let big: Promise<string> | undefined;
 /** One random 100 MB file per test run, written in 1 MiB pieces. */
 export function bigFile(): Promise<string> {
   big ??= (async () => {
-    const file = path.join(await fsp.mkdtemp(path.join(TEST_TMP, 'cerberus-big-')), 'big.bin');
+    const file = path.join(await tempDir('cerberus-big-'), 'big.bin');
     let left = BIG_SIZE;
     const gen = Readable.from(
       (function* () {
