@@ -305,8 +305,8 @@ async function scanSource(roots: string[], exclude: Excluder, reporter: Reporter
         if (e.path === MANIFEST_NAME) {
           throw usageError(`the source holds ${MANIFEST_NAME} at its top, the name the export's own manifest takes`, 'rename it, or exclude it in source.exclude');
         }
+        // folders arrive as `enter`
         if (e.type === 'symlink') expected.set(e.path, { type: 'symlink', size: 0 });
-        else if (e.type === 'dir') expected.set(e.path, { type: 'dir', size: 0 });
         else {
           try {
             const { sha256, crc, size } = await digest(e.abs, buf);
