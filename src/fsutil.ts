@@ -34,3 +34,44 @@ export async function sha256OfStream(stream: AsyncIterable<unknown>): Promise<st
 export function sha256OfFile(file: string): Promise<string> {
   return sha256OfStream(fs.createReadStream(file, { highWaterMark: 1 << 20 }));
 }
+
+/** Files up to this size are read whole by readWhole; larger ones stream. */
+export const SMALL_FILE = 256 * 1024;
+
+/**
+ * A small regular file's bytes, read into `buffer` (one byte more than the largest file it
+ * takes), with its fstat before and after the read, by synchronous calls: for a few KiB those
+ * cost less than the thread-pool round trips of five async calls. O_NONBLOCK so that a FIFO put
+ * in a file's place cannot hang the open; 'stream' for anything but a regular file that fits.
+ * `stable`: size and mtime did not move during the read and it gave exactly that many bytes (a
+ * file that shrank is padded with zeros, as a streamed one is).
+ */
+export function readWhole(abs: string, buffer: Buffer): { data: Buffer; before: fs.BigIntStats; stable: boolean } | 'gone' | 'stream' {
+  const limit = buffer.length - 1;
+  let fd: number;
+  try {
+    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+    throw err;
+  }
+  try {
+    const before = fs.fstatSync(fd, { bigint: true });
+    if (!before.isFile() || before.size > BigInt(limit)) return 'stream';
+    const size = Number(before.size);
+    // one byte more than expected, to see a file that grew
+    const buf = buffer.subarray(0, size + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+    }
+    if (n < size) buf.fill(0, n, size);
+    const after = fs.fstatSync(fd, { bigint: true });
+    const stable = n === size && after.size === before.size && after.mtimeNs === before.mtimeNs;
+    return { data: buf.subarray(0, size), before, stable };
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,11 +1,8 @@
 import { once } from 'node:events';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 
-/**
- * pax tar via tar-stream. Every entry carries a pax header with its exact path and
- * nanosecond mtime, and `size` past the 8 GiB ustar limit, so GNU tar restores it exactly.
- */
+/** pax tar: written by TarPacker, read through tar-stream. */
 
 export interface TarEntryHeader {
   path: string;
@@ -18,14 +15,6 @@ export interface TarEntryHeader {
   gid: number;
   linkTarget?: string;
 }
-
-const USTAR_MAX_SIZE = 0o77777777777;
-/** the largest mtime tar-stream writes into a ustar header without overflowing (it uses `| 0`) */
-const USTAR_MAX_MTIME_MS = 0x7fffffff * 1000;
-
-// tar-stream replaces a zero mode with its default (0644/0755), so the type bits go along to
-// keep it non-zero; it writes only the permission bits
-const TYPE_BITS: Record<TarEntryHeader['type'], number> = { file: 0o100000, directory: 0o040000, symlink: 0o120000 };
 
 // pax times are signed decimals: the sign applies to the whole value (-1.5 is 1.5 s before 1970)
 export function nsToPaxTime(ns: string): string {
@@ -46,104 +35,114 @@ export function nsToDate(ns: string): Date {
   return new Date(Number(BigInt(ns) / 1_000_000n));
 }
 
-export class TarWriter {
-  readonly pack = tar.pack();
-  /** the tar byte stream (tar-stream speaks streamx; the rest of cerberus speaks Node streams) */
-  readonly stream: Readable = Readable.from(this.pack as AsyncIterable<Buffer>, { objectMode: false });
+const BLOCK = 512;
+const ZEROS = Buffer.alloc(2 * BLOCK);
+const TYPEFLAG: Record<TarEntryHeader['type'], string> = { file: '0', directory: '5', symlink: '2' };
+const OCTAL_MAX = { 8: 0o7777777, 12: 0o77777777777 } as const;
 
-  private header(h: TarEntryHeader): Parameters<tar.Pack['entry']>[0] {
-    const pax: Record<string, string> = { mtime: nsToPaxTime(h.mtimeNs) };
-    if (h.size > USTAR_MAX_SIZE) pax.size = String(h.size);
-    return {
-      name: h.type === 'directory' ? `${h.path}/` : h.path,
-      type: h.type,
-      mode: (h.mode & 0o7777) | TYPE_BITS[h.type],
-      // the exact time is in the pax header; the ustar field only needs to be valid octal
-      mtime: new Date(Math.min(Math.max(nsToDate(h.mtimeNs).getTime(), 0), USTAR_MAX_MTIME_MS)),
-      size: h.type === 'file' ? h.size : 0,
-      uid: h.uid,
-      gid: h.gid,
-      ...(h.linkTarget !== undefined ? { linkname: h.linkTarget } : {}),
-      pax,
-    };
-  }
-
-  /** Writes a file whose bytes come from `body`; body must give exactly h.size bytes. */
-  async addFile(h: TarEntryHeader, body: Readable): Promise<void> {
-    let settle!: { resolve: () => void; reject: (e: Error) => void };
-    const finished = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-    const sink = this.pack.entry(this.header(h), (err) => (err ? settle.reject(err) : settle.resolve()));
-    // failures come back through the entry callback; an 'error' event nobody listens to would
-    // be an uncaught exception
-    sink.on('error', () => undefined);
-    try {
-      for await (const chunk of body) {
-        if (!sink.write(chunk as Buffer)) await once(sink as unknown as NodeJS.EventEmitter, 'drain');
-      }
-      sink.end(undefined);
-    } catch (err) {
-      finished.catch(() => undefined);
-      sink.destroy(err as Error);
-      throw err;
-    }
-    await finished;
-  }
-
-  async addBuffer(h: Omit<TarEntryHeader, 'size' | 'type'>, data: Buffer): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.pack.entry(this.header({ ...h, type: 'file', size: data.length }), data, (err) => (err ? reject(err) : resolve()));
-    });
-  }
-
-  async addEntry(h: TarEntryHeader): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.pack.entry(this.header({ ...h, size: 0 }), (err) => (err ? reject(err) : resolve()));
-    });
-  }
-
-  finish(): void {
-    this.pack.finalize();
-  }
-
-  destroy(err?: Error): void {
-    this.pack.destroy(err);
-  }
+function octal(buf: Buffer, offset: number, width: 8 | 12, value: number): void {
+  buf.write(value.toString(8).padStart(width - 1, '0') + '\0', offset, width, 'latin1');
 }
 
-/** Passes exactly `size` bytes: cuts what is longer, pads with zeros what is shorter. */
-export class ExactLength extends Transform {
-  private seen = 0;
-  constructor(private readonly size: number) {
-    super();
+/** "len key=value\n", len counting itself */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  const bytes = Buffer.byteLength(body);
+  let len = bytes + 1;
+  while (String(len).length + bytes !== len) len = String(len).length + bytes;
+  return `${len}${body}`;
+}
+
+/** A name for a fixed-width ustar field; the real one is in the pax header. */
+function ustarName(name: string, width: number): string {
+  return Buffer.byteLength(name) <= width ? name : name.replace(/[^\x20-\x7e]/g, '_').slice(-width);
+}
+
+interface UstarFields {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeS: number;
+  linkname?: string;
+}
+
+function ustarHeader(name: string, typeflag: string, h: UstarFields): Buffer {
+  const b = Buffer.alloc(BLOCK);
+  b.write(ustarName(name, 100), 0, 100, 'utf8');
+  octal(b, 100, 8, h.mode & 0o7777);
+  octal(b, 108, 8, h.uid <= OCTAL_MAX[8] ? h.uid : 0);
+  octal(b, 116, 8, h.gid <= OCTAL_MAX[8] ? h.gid : 0);
+  octal(b, 124, 12, h.size <= OCTAL_MAX[12] ? h.size : 0);
+  octal(b, 136, 12, Math.min(Math.max(h.mtimeS, 0), OCTAL_MAX[12]));
+  b.write(typeflag, 156, 1, 'latin1');
+  if (h.linkname !== undefined) b.write(ustarName(h.linkname, 100), 157, 100, 'utf8');
+  b.write('ustar\x0000', 257, 8, 'latin1');
+  b.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of b) sum += byte;
+  b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+  return b;
+}
+
+const padding = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
+
+/**
+ * Writes a pax tar archive synchronously to `emit`, which must be done with each buffer when
+ * it returns (file bytes pass through as given, and callers reuse their read buffers). Every
+ * entry carries a pax header with its exact path, link target and nanosecond mtime, and size,
+ * uid and gid where ustar's octal fields are too small, so GNU tar restores it exactly.
+ *
+ * Written here, not with tar-stream (its header encoder is not exported, and its entry streams
+ * cost more per file than reading a small file does) or node-tar (its pax times stop at
+ * milliseconds).
+ */
+export class TarPacker {
+  private pending = 0;
+  constructor(private readonly emit: (b: Buffer) => void) {}
+
+  /** The entry's headers; a file's `size` bytes follow through body(), then endBody(). */
+  header(h: TarEntryHeader): void {
+    const name = h.type === 'directory' ? `${h.path}/` : h.path;
+    const size = h.type === 'file' ? h.size : 0;
+    let records = paxRecord('path', name) + paxRecord('mtime', nsToPaxTime(h.mtimeNs));
+    if (h.linkTarget !== undefined) records += paxRecord('linkpath', h.linkTarget);
+    if (size > OCTAL_MAX[12]) records += paxRecord('size', String(size));
+    if (h.uid > OCTAL_MAX[8]) records += paxRecord('uid', String(h.uid));
+    if (h.gid > OCTAL_MAX[8]) records += paxRecord('gid', String(h.gid));
+    const pax = Buffer.from(records, 'utf8');
+    const mtimeS = Number(BigInt(h.mtimeNs) / 1_000_000_000n);
+    const out = Buffer.alloc(2 * BLOCK + pax.length + padding(pax.length));
+    ustarHeader(`PaxHeader/${name}`, 'x', { mode: 0o644, uid: 0, gid: 0, size: pax.length, mtimeS }).copy(out, 0);
+    pax.copy(out, BLOCK);
+    const fields: UstarFields = { mode: h.mode, uid: h.uid, gid: h.gid, size, mtimeS, ...(h.linkTarget !== undefined ? { linkname: h.linkTarget } : {}) };
+    ustarHeader(name, TYPEFLAG[h.type], fields).copy(out, out.length - BLOCK);
+    this.emit(out);
+    this.pending = size;
   }
-  /** bytes the source really gave, before cutting or padding */
-  get sourceBytes(): number {
-    return this.seen;
+
+  body(chunk: Buffer): void {
+    if (chunk.length > this.pending) throw new Error(`internal: ${chunk.length - this.pending} bytes more than the tar header announced`);
+    this.pending -= chunk.length;
+    if (chunk.length > 0) this.emit(chunk);
   }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const room = this.size - Math.min(this.seen, this.size);
-    this.seen += chunk.length;
-    if (room > 0) this.push(chunk.length <= room ? chunk : chunk.subarray(0, room));
-    cb();
+
+  /** Closes a file's body, which must have had all its bytes. */
+  endBody(size: number): void {
+    if (this.pending !== 0) throw new Error(`internal: ${this.pending} bytes of a tar entry missing`);
+    const pad = padding(size);
+    if (pad > 0) this.emit(ZEROS.subarray(0, pad));
   }
-  private readWanted: (() => void) | undefined;
-  override _read(size: number): void {
-    const wake = this.readWanted;
-    this.readWanted = undefined;
-    wake?.();
-    super._read(size);
+
+  file(h: Omit<TarEntryHeader, 'size' | 'type'>, data: Buffer): void {
+    this.header({ ...h, type: 'file', size: data.length });
+    this.body(data);
+    this.endBody(data.length);
   }
-  // padding follows backpressure: a file that shrank by gigabytes must not be padded in memory
-  override _flush(cb: TransformCallback): void {
-    const pad = async () => {
-      let missing = this.size - Math.min(this.seen, this.size);
-      while (missing > 0 && !this.destroyed) {
-        const n = Math.min(missing, 65536);
-        missing -= n;
-        if (!this.push(Buffer.alloc(n))) await new Promise<void>((resolve) => (this.readWanted = resolve));
-      }
-    };
-    pad().then(() => cb(), cb);
+
+  /** The end of the archive: two zero blocks. */
+  finish(): void {
+    this.emit(ZEROS);
   }
 }
 

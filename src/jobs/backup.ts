@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { PassThrough, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
@@ -10,8 +9,10 @@ import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
 import { manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { matchesStat, StateCache, type HashRecord } from '../engine/state-cache.js';
 import { Excluder, RESERVED_DIR, walkSource, type SourceEntry } from '../engine/walk.js';
-import { encryptBuffer, encryptStream, type Compression, type Sealing } from '../formats/openpgp/message.js';
-import { ExactLength, TarWriter } from '../formats/tar.js';
+import { encryptBuffer, messageWriter, type Compression, type MessageWriter, type Sealing } from '../formats/openpgp/message.js';
+import { TarPacker } from '../formats/tar.js';
+import { readWhole, SMALL_FILE } from '../fsutil.js';
+import { archiveLargeFile, headerFields, type ArchivedFile } from './archive-file.js';
 import { VolumeSink } from '../formats/volumes.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, MANIFEST, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
@@ -245,12 +246,13 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     reporter.warn(msg);
   };
 
-  // encryption pipeline: tar → OpenPGP → volumes (spooled once) → every target of the group
+  // tar → OpenPGP → volumes (spooled once) → every target of the group. Files are read into
+  // reused buffers and handed on synchronously: no stream between a read and its encryption.
   const spool = await cache.scratch();
   const writers = new TargetWriters(plans, level, id, outcomes);
-  const tar = new TarWriter();
-  let pipelineDone: Promise<void> = Promise.resolve();
   let sink: VolumeSink | undefined;
+  let message: MessageWriter | undefined;
+  let tar: TarPacker | undefined;
   if (!opts.dryRun) {
     await writers.each((w) => w.begin());
     sink = new VolumeSink(spool, job.volumeSize, async (v) => {
@@ -265,8 +267,10 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
       }
       await fsp.rm(v.file, { force: true });
     });
-    pipelineDone = encryptStream(tar.stream, sealing, compression).then((enc) => pipeline(enc, sink!));
-    pipelineDone.catch(() => undefined); // observed below; avoid an unhandled rejection meanwhile
+    sink.on('error', () => undefined); // seen through message.ready() and end()
+    const m = await messageWriter(sink, sealing, compression);
+    message = m;
+    tar = new TarPacker((b) => m.write(b));
   }
 
   /** dirs being walked, each with "something below me is in this archive" */
@@ -292,50 +296,36 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     else stats.symlinks++;
   };
 
+  let smallBuffer: Buffer | undefined;
+  let largeBuffers: [Buffer, Buffer] | undefined;
+  const stored = (bytes: number) => {
+    stats.storedBytes += bytes;
+    visited.bytes += bytes;
+    tick();
+  };
+
+  /** Reads a file into the archive; undefined when it is gone. */
   const storeFile = async (e: SourceEntry): Promise<FileEntry | undefined> => {
     for (let attempt = 1; ; attempt++) {
-      let fh: fsp.FileHandle;
-      try {
-        fh = await fsp.open(e.abs, 'r');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw err;
+      const read = e.size <= SMALL_FILE ? readWhole(e.abs, (smallBuffer ??= Buffer.allocUnsafe(SMALL_FILE + 1))) : 'stream';
+      if (read === 'gone') return undefined;
+      let got: ArchivedFile | undefined;
+      if (read === 'stream') {
+        got = await archiveLargeFile(e, tar!, message!, stored, (largeBuffers ??= [Buffer.allocUnsafe(1 << 20), Buffer.allocUnsafe(1 << 20)]));
+        if (!got) return undefined;
+      } else {
+        const { data, before } = read;
+        const fields = headerFields(e, before);
+        tar!.file(fields, data);
+        stored(data.length);
+        got = { ...fields, size: data.length, ctimeNs: before.ctimeNs.toString(), sha256: createHash('sha256').update(data).digest('hex'), stable: read.stable };
+        await message!.ready();
       }
-      try {
-        const before = await fh.stat({ bigint: true });
-        const size = Number(before.size);
-        const exact = new ExactLength(size);
-        const hash = createHash('sha256');
-        const tap = new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            hash.update(chunk);
-            stats.storedBytes += chunk.length;
-            visited.bytes += chunk.length;
-            tick();
-            cb(null, chunk);
-          },
-        });
-        const body = new PassThrough();
-        const read = pipeline(fh.createReadStream({ autoClose: false }), exact, tap, body);
-        const mtimeNs = before.mtimeNs.toString();
-        const mode = Number(before.mode & 0o7777n);
-        await Promise.all([
-          tar.addFile({ path: e.path, type: 'file', mode, mtimeNs, size, uid: e.uid, gid: e.gid }, body),
-          read,
-        ]);
-        const after = await fsp.lstat(e.abs, { bigint: true }).catch(() => undefined);
-        const stable =
-          after !== undefined && after.size === before.size && after.mtimeNs === before.mtimeNs && exact.sourceBytes === size;
-        const sha256 = hash.digest('hex');
-        if (!stable && attempt < 2) continue; // the later copy in the archive wins on extraction
-        if (!stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
-        hashes.set(e.abs, { size, mtimeNs, ctimeNs: before.ctimeNs.toString(), ino: e.ino, sha256 });
-        return {
-          path: e.path, type: 'file', size, mtimeNs, mode, uid: e.uid, gid: e.gid, sha256, holder: id,
-        };
-      } finally {
-        await fh.close();
-      }
+      if (!got.stable && attempt < 2) continue; // the later copy in the archive wins on extraction
+      if (!got.stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
+      const { size, mtimeNs, mode, sha256 } = got;
+      hashes.set(e.abs, { size, mtimeNs, ctimeNs: got.ctimeNs, ino: e.ino, sha256 });
+      return { path: e.path, type: 'file', size, mtimeNs, mode, uid: e.uid, gid: e.gid, sha256, holder: id };
     }
   };
 
@@ -368,7 +358,10 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
           }
           const entry: ManifestEntry = { path: e.path, type: 'dir', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid };
           if (changed) {
-            if (!opts.dryRun) await tar.addEntry({ path: e.path, type: 'directory', mode: e.mode, mtimeNs: e.mtimeNs, size: 0, uid: e.uid, gid: e.gid });
+            if (!opts.dryRun) {
+              tar!.header({ path: e.path, type: 'directory', mode: e.mode, mtimeNs: e.mtimeNs, size: 0, uid: e.uid, gid: e.gid });
+              await message!.ready();
+            }
             markChanged();
           }
           if (!seen.has(e.path)) {
@@ -386,7 +379,8 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
             const entry: ManifestEntry = { path: e.path, type: 'symlink', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, target: e.target ?? '' };
             if (!p || p.type !== 'symlink' || p.target !== entry.target || !sameMeta(p, e)) {
               if (!opts.dryRun) {
-                await tar.addEntry({ path: e.path, type: 'symlink', mode: e.mode, mtimeNs: e.mtimeNs, size: 0, uid: e.uid, gid: e.gid, linkTarget: entry.target });
+                tar!.header({ path: e.path, type: 'symlink', mode: e.mode, mtimeNs: e.mtimeNs, size: 0, uid: e.uid, gid: e.gid, linkTarget: entry.target });
+                await message!.ready();
               }
               markChanged();
             }
@@ -465,10 +459,10 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
       },
     };
     if (!opts.dryRun) {
-      await tar.addBuffer({ ...own, path: `${RESERVED_DIR}/deleted.txt` }, Buffer.from(deleted.map((p) => p + '\0').join('')));
-      await tar.addBuffer({ ...own, path: `${RESERVED_DIR}/manifest.tsv` }, Buffer.from(manifestTsv(entries)));
-      tar.finish();
-      await pipelineDone;
+      tar!.file({ ...own, path: `${RESERVED_DIR}/deleted.txt` }, Buffer.from(deleted.map((p) => p + '\0').join('')));
+      tar!.file({ ...own, path: `${RESERVED_DIR}/manifest.tsv` }, Buffer.from(manifestTsv(entries)));
+      tar!.finish();
+      await message!.end();
     }
     reporter.endProgress();
 
@@ -524,8 +518,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     });
     return { manifest, hashes, problems, unreadable, stats, outcomes };
   } catch (err) {
-    tar.destroy();
-    await pipelineDone.catch(() => undefined);
+    if (sink) await finished(sink.destroy()).catch(() => undefined);
     if (!opts.dryRun) await writers.abortAll();
     throw err;
   } finally {

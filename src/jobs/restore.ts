@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Minimatch } from 'minimatch';
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, ioError } from '../errors.js';
-import { makeDirs } from '../fsutil.js';
+import { makeDirs, SMALL_FILE } from '../fsutil.js';
 import { endOfLocalDay, isGenerationId, parseGenerationId } from '../engine/levels.js';
 import { isSafeRelativePath, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { walkVault, type OpenedVault } from '../formats/cryptomator/index.js';
@@ -338,6 +338,33 @@ async function writeChecked(
   }
   const hash = createHash('sha256');
   let n = 0;
+  const mismatch = () => {
+    const sha = hash.digest('hex');
+    return sha !== want.sha256 || n !== want.size ? `sha256 ${sha.slice(0, 12)}… and ${n} bytes, expected ${want.sha256.slice(0, 12)}… and ${want.size}` : undefined;
+  };
+  if (want.size <= SMALL_FILE) {
+    // gathered, then written by synchronous calls: for a few KiB, five thread-pool round trips
+    // (open, write, close, chmod, utimes) cost more than the work
+    const chunks: Buffer[] = [];
+    for await (const c of body) {
+      const b = c as Buffer;
+      n += b.length;
+      hash.update(b);
+      if (n <= want.size) chunks.push(b); // longer is wrong anyway: no need to hold it all
+      onBytes(b.length);
+    }
+    const why = mismatch();
+    if (why !== undefined) return why;
+    const fd = fs.openSync(dest, 'w', 0o600);
+    try {
+      for (const c of chunks) for (let off = 0; off < c.length; ) off += fs.writeSync(fd, c, off, c.length - off);
+      fs.fchmodSync(fd, want.mode & 0o7777);
+      fs.futimesSync(fd, nsSeconds(want.mtimeNs), nsSeconds(want.mtimeNs));
+    } finally {
+      fs.closeSync(fd);
+    }
+    return undefined;
+  }
   const tap = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
@@ -346,11 +373,9 @@ async function writeChecked(
       cb(null, chunk);
     },
   });
-  await pipeline(body, tap, fs.createWriteStream(dest, { flags: 'w', mode: 0o600 }));
-  const sha = hash.digest('hex');
-  if (sha !== want.sha256 || n !== want.size) {
-    return `sha256 ${sha.slice(0, 12)}… and ${n} bytes, expected ${want.sha256.slice(0, 12)}… and ${want.size}`;
-  }
+  await pipeline(body, tap, fs.createWriteStream(dest, { flags: 'w', mode: 0o600, highWaterMark: 1 << 20 }));
+  const why = mismatch();
+  if (why !== undefined) return why;
   await fsp.chmod(dest, want.mode & 0o7777);
   await fsp.utimes(dest, nsSeconds(want.mtimeNs), nsSeconds(want.mtimeNs));
   return undefined;

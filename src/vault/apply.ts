@@ -17,7 +17,7 @@ import {
   type CryptomatorKeys,
   type VaultObject,
 } from '../formats/cryptomator/index.js';
-import { sha256OfFile } from '../fsutil.js';
+import { readWhole, sha256OfFile, SMALL_FILE } from '../fsutil.js';
 import { joinPath, removeTree, type Backend } from '../storage/index.js';
 import type { Reporter } from '../report/log.js';
 import { CerberusError } from '../errors.js';
@@ -461,42 +461,3 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   return { state, entries: manifest, hashes, changes, stats, problems, unreadable, rootsMissing };
 }
 
-/** Files up to this size are read whole (see uploadSmall); the rest stream in SEAL_PIECE reads (see sealedFile). */
-const SMALL_FILE = 256 * 1024;
-/**
- * A small regular file's bytes, read into `buffer` (SMALL_FILE + 1 bytes), with its fstat before
- * and after the read, by synchronous calls: for a few KiB those cost less than the thread-pool
- * round trips of five async calls. O_NONBLOCK so that a FIFO put in a file's place cannot hang
- * the open; 'stream' for anything but a regular file of at most SMALL_FILE bytes. `stable`: size
- * and mtime did not move during the read and it gave exactly that many bytes (a file that shrank
- * is padded with zeros, as a streamed one is by ExactLength).
- */
-function readWhole(abs: string, buffer: Buffer): { data: Buffer; before: fs.BigIntStats; stable: boolean } | 'gone' | 'stream' {
-  const limit = buffer.length - 1;
-  let fd: number;
-  try {
-    fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
-    throw err;
-  }
-  try {
-    const before = fs.fstatSync(fd, { bigint: true });
-    if (!before.isFile() || before.size > BigInt(limit)) return 'stream';
-    const size = Number(before.size);
-    // one byte more than expected, to see a file that grew
-    const buf = buffer.subarray(0, size + 1);
-    let n = 0;
-    while (n < buf.length) {
-      const r = fs.readSync(fd, buf, n, buf.length - n, null);
-      if (r === 0) break;
-      n += r;
-    }
-    if (n < size) buf.fill(0, n, size);
-    const after = fs.fstatSync(fd, { bigint: true });
-    const stable = n === size && after.size === before.size && after.mtimeNs === before.mtimeNs;
-    return { data: buf.subarray(0, size), before, stable };
-  } finally {
-    fs.closeSync(fd);
-  }
-}

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Manifest, ManifestEntry } from '../../src/engine/manifest.js';
 import { readPrivateKey, readPublicKeys } from '../../src/formats/openpgp/keys.js';
 import { decryptBuffer, decryptStream, encryptBuffer, encryptStream } from '../../src/formats/openpgp/message.js';
-import { readTar, TarWriter } from '../../src/formats/tar.js';
+import { readTar, TarPacker } from '../../src/formats/tar.js';
 import { VOLUME_PATTERN, volumeName } from '../../src/formats/volumes.js';
 import { formatSums, parseSums } from '../../src/repository/generations.js';
 import { sha256Hex } from '../../src/repository/io.js';
@@ -179,20 +179,17 @@ async function readArchive(ws: Workspace, gen: string): Promise<RawEntry[]> {
 
 /** Replaces a generation's archive by `entries`, encrypted to the public key, in new volumes. */
 async function writeArchive(ws: Workspace, gen: string, entries: RawEntry[]): Promise<void> {
-  const tar = new TarWriter();
-  const enc = await encryptStream(tar.stream, { keys: await publicKeys(ws) }, 'none');
-  const chunks: Buffer[] = [];
-  const collected = (async () => {
-    for await (const c of enc) chunks.push(Buffer.from(c as Uint8Array));
-  })();
+  const plain: Buffer[] = [];
+  const tar = new TarPacker((b) => plain.push(Buffer.from(b)));
   for (const e of entries) {
     const h = { path: e.path, mode: e.mode, mtimeNs: e.mtimeNs, uid: 0, gid: 0 };
-    if (e.type === 'file') await tar.addBuffer(h, e.data);
-    else if (e.type === 'directory') await tar.addEntry({ ...h, type: 'directory', size: 0 });
-    else await tar.addEntry({ ...h, type: 'symlink', size: 0, linkTarget: e.linkTarget ?? '' });
+    if (e.type === 'file') tar.file(h, e.data);
+    else if (e.type === 'directory') tar.header({ ...h, type: 'directory', size: 0 });
+    else tar.header({ ...h, type: 'symlink', size: 0, linkTarget: e.linkTarget ?? '' });
   }
   tar.finish();
-  await collected;
+  const chunks: Buffer[] = [];
+  for await (const c of await encryptStream(Readable.from(plain), { keys: await publicKeys(ws) }, 'none')) chunks.push(Buffer.from(c as Uint8Array));
   const data = Buffer.concat(chunks);
   for (const n of await volumesOf(gen)) await fsp.rm(path.join(gen, n));
   let count = 0;

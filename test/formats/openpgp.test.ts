@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -7,6 +6,7 @@ import { Readable } from 'node:stream';
 import type * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf } from '../helpers/errors.js';
+import { gpg, killAgents } from '../helpers/gpg.js';
 import { generateKeyPair, readPrivateKey, readPublicKeys, type GeneratedKeyPair } from '../../src/formats/openpgp/keys.js';
 import {
   decryptBuffer,
@@ -22,30 +22,6 @@ const SYM_PASS = 'symmetric passphrase';
 
 let tmp: string;
 const homes: string[] = [];
-
-interface GpgResult {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** Runs gpg in batch mode against its own home; never the user's keyring. */
-function gpg(home: string, args: string[], input?: Buffer): Promise<GpgResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('gpg', ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', ...args], {
-      env: { PATH: process.env.PATH, GNUPGHOME: home, LC_ALL: 'C' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? Buffer.alloc(0));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr }));
-  });
-}
 
 async function newHome(): Promise<string> {
   const home = await fsp.mkdtemp(path.join(tmp, 'gnupg-'));
@@ -118,7 +94,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const home of homes) await new Promise((resolve) => spawn('gpgconf', ['--homedir', home, '--kill', 'all'], { env: { PATH: process.env.PATH } }).on('close', resolve));
+  await killAgents(homes);
   await fsp.rm(tmp, { recursive: true, force: true });
 });
 

@@ -1,8 +1,11 @@
-import { Readable } from 'node:stream';
+import { PassThrough, Readable, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type * as openpgp from 'openpgp';
 import { openpgpLib } from './lib.js';
 import { CerberusError } from '../../errors.js';
+import { PacketFormatError } from './packet-stream.js';
+import { IntegrityError, newSessionKey, openStream, Sealer, sealStream, SESSION_ALGORITHM } from './seipd.js';
 
 /** Who can open a message: public keys, or a symmetric passphrase. */
 export type Sealing = { keys: openpgp.PublicKey[] } | { passphrase: string };
@@ -23,52 +26,84 @@ function compressionConfig(pgp: typeof openpgp, c: Compression) {
   };
 }
 
-/** What encryptStream hands openpgp.js at a time; see inBlocks. */
-const ENCRYPT_BLOCK = 1 << 20;
-
 /**
- * Regroups a byte stream into blocks of exactly `size` bytes (the last may be shorter).
- * openpgp.js writes one partial-length packet per chunk it is given, sized to the largest
- * power of two that fits, so the uneven chunks of a tar stream (512-byte headers, 64 KiB
- * reads) became many small packets, and every reader of the archive then handled 7 times as
- * many chunks (each costing several web-stream objects). Whole blocks give 1 MiB packets.
+ * Encrypts a byte stream as one OpenPGP message, streaming with bounded memory: openpgp.js
+ * makes the session-key packets, node:crypto the data (see seipd.ts).
  */
-async function* inBlocks(input: AsyncIterable<Uint8Array | string>, size: number): AsyncGenerator<Buffer> {
-  let block = Buffer.allocUnsafe(size);
-  let filled = 0;
-  for await (const c of input) {
-    const chunk = Buffer.isBuffer(c) ? c : typeof c === 'string' ? Buffer.from(c) : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
-    let off = 0;
-    while (off < chunk.length) {
-      const n = Math.min(size - filled, chunk.length - off);
-      chunk.copy(block, filled, off, off + n);
-      filled += n;
-      off += n;
-      if (filled === size) {
-        yield block;
-        block = Buffer.allocUnsafe(size);
-        filled = 0;
-      }
-    }
-  }
-  if (filled > 0) yield block.subarray(0, filled);
+export async function encryptStream(input: Readable, sealing: Sealing, compression: Compression): Promise<Readable> {
+  const { preamble, sessionKey } = await newSession(sealing);
+  return sealStream(input, preamble, sessionKey, compression);
 }
 
-/** Encrypts a byte stream as one OpenPGP message, streaming with bounded memory. */
-export async function encryptStream(input: Readable, sealing: Sealing, compression: Compression): Promise<Readable> {
+/** A fresh session key, and the packets that give it to the recipients (by openpgp.js). */
+async function newSession(sealing: Sealing): Promise<{ preamble: Uint8Array; sessionKey: Buffer }> {
   const pgp = await openpgpLib();
-  const blocks = Readable.from(inBlocks(input, ENCRYPT_BLOCK), { objectMode: false });
-  const message = await pgp.createMessage({
-    binary: Readable.toWeb(blocks) as unknown as ReadableStream<Uint8Array>,
-    format: 'binary',
-  });
-  const out = await pgp.encrypt({
-    message,
-    ...sealOptions(sealing),
-    format: 'binary',
-    config: compressionConfig(pgp, compression),
-  });
-  return Readable.fromWeb(out as unknown as WebReadableStream<Uint8Array>);
+  const sessionKey = newSessionKey();
+  const preamble = await pgp.encryptSessionKey({ data: sessionKey, algorithm: SESSION_ALGORITHM, ...sealOptions(sealing), format: 'binary', config: baseConfig });
+  return { preamble, sessionKey };
+}
+
+/** An encrypted message being written to a stream, fed synchronously. */
+export interface MessageWriter {
+  /** Encrypts `chunk`, and is done with it on return: callers may reuse their buffers. */
+  write(chunk: Buffer): void;
+  /** Resolves once the output can take more; rejects when it failed. */
+  ready(): Promise<void>;
+  /** Ends the message and waits until the output has finished. */
+  end(): Promise<void>;
+}
+
+/**
+ * A message written to `out` as its bytes arrive, without a stream in front: the backup
+ * hands it tar headers and file contents straight from its read buffers.
+ */
+export async function messageWriter(out: Writable, sealing: Sealing, compression: Compression): Promise<MessageWriter> {
+  const { preamble, sessionKey } = await newSession(sealing);
+  let write: (chunk: Buffer) => void;
+  let head: Writable;
+  let finish: () => void;
+  if (compression === 'none') {
+    const sealer = new Sealer(preamble, sessionKey, (b) => out.write(b));
+    write = (chunk) => sealer.write(chunk);
+    head = out;
+    finish = () => {
+      sealer.end();
+      out.end();
+    };
+  } else {
+    const input = new PassThrough({ highWaterMark: 1 << 20 });
+    sealStream(input, preamble, sessionKey, compression).pipe(out);
+    write = (chunk) => input.write(Buffer.from(chunk));
+    head = input;
+    finish = () => input.end();
+  }
+  const failure = (): Error | undefined => out.errored ?? (out.destroyed ? new Error('the encrypted output was closed') : undefined);
+  return {
+    write,
+    async ready() {
+      const failed = failure();
+      if (failed) throw failed;
+      if (!head.writableNeedDrain) return;
+      await new Promise<void>((resolve, reject) => {
+        const settle = (err?: Error) => {
+          head.off('drain', drained);
+          out.off('error', settle);
+          out.off('close', closed);
+          if (err) reject(err);
+          else resolve();
+        };
+        const drained = () => settle();
+        const closed = () => settle(failure() ?? new Error('the encrypted output was closed'));
+        head.on('drain', drained);
+        out.on('error', settle);
+        out.on('close', closed);
+      });
+    },
+    async end() {
+      finish();
+      await finished(out);
+    },
+  };
 }
 
 export async function encryptBuffer(data: Uint8Array, sealing: Sealing, compression: Compression): Promise<Uint8Array> {
@@ -84,6 +119,11 @@ function openOptions(opening: Opening) {
 /** Maps openpgp.js failures to errors a user can act on. */
 export function decryptionError(err: unknown, what: string): CerberusError {
   const msg = err instanceof Error ? err.message : String(err);
+  if (err instanceof IntegrityError || err instanceof PacketFormatError) {
+    return new CerberusError('INTEGRITY', `${what} is damaged: ${msg}`, {
+      hint: 'restore from another target or an older restore point; run `cerberus verify`',
+    });
+  }
   if (/session key|no (decryption|matching) key|Error decrypting message: (Session|No)/i.test(msg)) {
     return new CerberusError('KEY', `cannot decrypt ${what}: the key or passphrase does not open it`, {
       hint: 'use the private key whose public key the repository was made for (see cerberus.json)',
@@ -112,13 +152,27 @@ export async function decryptBuffer(data: Uint8Array, opening: Opening, what: st
 /**
  * Decrypts a stream. Plaintext is released before the final integrity check (otherwise the
  * whole message would be buffered); callers must treat output as provisional until the stream
- * ends without error, and check every file's own sha256.
+ * ends without error, and check every file's own sha256. Messages that seipd.ts does not read
+ * (AEAD, other ciphers) go through openpgp.js.
  */
 export async function decryptStream(input: Readable, opening: Opening, what: string): Promise<Readable> {
   const pgp = await openpgpLib();
+  let opened: Awaited<ReturnType<typeof openStream>>;
+  try {
+    opened = await openStream(input, async (packets) => {
+      const message = await pgp.readMessage({ binaryMessage: packets });
+      const [key] = await pgp.decryptSessionKeys({ message, ...openOptions(opening), config: baseConfig });
+      if (!key) throw new Error('Error decrypting message: Session key decryption failed.');
+      return key;
+    });
+  } catch (err) {
+    input.destroy();
+    throw decryptionError(err, what);
+  }
+  if ('plaintext' in opened) return mapErrors(opened.plaintext, what);
   try {
     const message = await pgp.readMessage({
-      binaryMessage: Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>,
+      binaryMessage: Readable.toWeb(Readable.from(opened.fallback, { objectMode: false })) as unknown as ReadableStream<Uint8Array>,
     });
     const { data } = await pgp.decrypt({
       message,
@@ -126,17 +180,21 @@ export async function decryptStream(input: Readable, opening: Opening, what: str
       format: 'binary',
       config: { ...baseConfig, allowUnauthenticatedStream: true },
     });
-    const out = Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>);
-    const mapped = new Readable({ read() {} });
-    out.on('data', (c: Uint8Array) => {
-      if (!mapped.push(c)) out.pause();
-    });
-    mapped._read = () => out.resume();
-    out.on('end', () => mapped.push(null));
-    out.on('error', (err) => mapped.destroy(decryptionError(err, what)));
-    mapped.on('close', () => out.destroy());
-    return mapped;
+    return mapErrors(Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>), what);
   } catch (err) {
     throw decryptionError(err, what);
   }
+}
+
+/** The same stream, its failures mapped to errors a user can act on. */
+function mapErrors(out: Readable, what: string): Readable {
+  const mapped = new Readable({ read() {} });
+  out.on('data', (c: Uint8Array) => {
+    if (!mapped.push(c)) out.pause();
+  });
+  mapped._read = () => out.resume();
+  out.on('end', () => mapped.push(null));
+  out.on('error', (err) => mapped.destroy(decryptionError(err, what)));
+  mapped.on('close', () => out.destroy());
+  return mapped;
 }
