@@ -93,3 +93,99 @@ mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; 
 # median and max of a space-separated list of numbers
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 max_of() { tr ' ' '\n' | grep . | sort -g | tail -1; }
+
+# ---- a local WebDAV server: Apache httpd with mod_dav_fs (as bench/upload.sh starts it) ------
+# dav_start DIR USER PASSWORD: Apache with its own config, port, data (DIR/data) and logs in
+# DIR, on 127.0.0.1 only, Basic auth for USER; sets DAV_PID (its process group), DAV_PORT and
+# DAV_URL (http://127.0.0.1:PORT/dav). As root the workers run as www-data, which then owns
+# DIR/data. dav_stop stops it and its workers. need_dav installs what is missing.
+DAV_APACHE="${APACHE2_BIN:-/usr/sbin/apache2}"
+DAV_MODULES="${APACHE2_MODULES:-/usr/lib/apache2/modules}"
+DAV_MODS=(mod_mpm_event mod_authz_core mod_authn_core mod_authn_file mod_auth_basic mod_authz_user mod_alias mod_dav mod_dav_fs mod_mime)
+DAV_PID=''
+need_dav() {
+  command -v curl >/dev/null || apt_install curl curl
+  [ -x "$DAV_APACHE" ] || apt_install apache2 apache2
+  command -v htpasswd >/dev/null || apt_install htpasswd apache2-utils
+  local m
+  for m in "${DAV_MODS[@]}"; do [ -f "$DAV_MODULES/$m.so" ] || die "$DAV_MODULES/$m.so is missing"; done
+}
+free_port() {
+  node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+random_secret() { head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-24; }
+dav_start() {
+  local dir="$1" user="$2" password="$3" port m
+  mkdir -p "$dir"/{data,run,logs,lock,htdocs}
+  : >"$dir/mime.types"
+  port="$(free_port)"
+  {
+    for m in "${DAV_MODS[@]}"; do echo "LoadModule ${m#mod_}_module \"$DAV_MODULES/$m.so\""; done
+    cat <<CONF
+ServerRoot "$dir"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile "$dir/run/httpd.pid"
+DefaultRuntimeDir "$dir/run"
+Mutex file:$dir/run default
+ErrorLog "$dir/logs/error.log"
+LogLevel warn
+LogFormat "\"%r\" %>s len=%{Content-Length}i te=%{Transfer-Encoding}i %D us" dav
+CustomLog "$dir/logs/access.log" dav
+StartServers 1
+ThreadsPerChild 25
+MaxRequestWorkers 50
+Timeout 60
+LimitRequestBody 0
+TypesConfig "$dir/mime.types"
+DefaultType none
+DocumentRoot "$dir/htdocs"
+DavLockDB "$dir/lock/DavLock"
+Alias /dav "$dir/data"
+<Directory />
+  AllowOverride None
+  Require all denied
+</Directory>
+<Directory "$dir/data">
+  Dav On
+  AuthType Basic
+  AuthName "cerberus bench"
+  AuthBasicProvider file
+  AuthUserFile "$dir/htpasswd"
+  Require valid-user
+</Directory>
+CONF
+    if [ "$(id -u)" = 0 ]; then printf 'User www-data\nGroup www-data\n'; fi
+  } >"$dir/httpd.conf"
+  printf %s "$password" | htpasswd -B -c -i "$dir/htpasswd" "$user" 2>/dev/null
+  if [ "$(id -u)" = 0 ]; then
+    # the workers run as www-data and must write the data and the lock database
+    id -u www-data >/dev/null 2>&1 || die 'running as root, but there is no www-data user for the Apache workers'
+    chown www-data:www-data "$dir"
+    chown -R www-data:www-data "$dir/data" "$dir/run" "$dir/lock"
+    chmod 644 "$dir/htpasswd"
+  fi
+  # its own process group (setsid), so the workers can be stopped with it
+  setsid "$DAV_APACHE" -f "$dir/httpd.conf" -DFOREGROUND </dev/null >/dev/null 2>"$dir/logs/stderr.log" &
+  DAV_PID=$!
+  for _ in $(seq 200); do
+    kill -0 "$DAV_PID" 2>/dev/null || { cat "$dir/logs/stderr.log" "$dir/logs/error.log" >&2 2>/dev/null; DAV_PID=''; die 'apache2 exited'; }
+    if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+      # shellcheck disable=SC2034 # for the caller
+      DAV_PORT="$port"
+      DAV_URL="http://127.0.0.1:$port/dav"
+      log "apache2 (pid $DAV_PID) on $DAV_URL, data in $dir/data"
+      return
+    fi
+    sleep 0.1
+  done
+  die "apache2 does not answer on port $port"
+}
+dav_stop() {
+  [ -n "$DAV_PID" ] || return 0
+  kill -TERM -- "-$DAV_PID" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$DAV_PID" 2>/dev/null || break; sleep 0.1; done
+  # workers left behind would keep the port
+  kill -KILL -- "-$DAV_PID" 2>/dev/null || true
+  DAV_PID=''
+}
