@@ -31,7 +31,7 @@ export function matchesStat(r: HashRecord | undefined, e: { size: number; mtimeN
   return r !== undefined && r.size === e.size && r.mtimeNs === e.mtimeNs && r.ctimeNs === e.ctimeNs && r.ino === e.ino;
 }
 
-async function writeAtomic(file: string, data: string): Promise<void> {
+async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await makeDirs(path.dirname(file));
@@ -79,8 +79,9 @@ export class StateCache {
     }
   }
 
-  async saveManifest(m: Manifest): Promise<void> {
-    await writeAtomic(path.join(this.repoDir, `${m.id}.json`), JSON.stringify(m));
+  /** `json`: the manifest already serialized, when the caller has it (megabytes for a big source) */
+  async saveManifest(m: Manifest, json: string | Uint8Array = JSON.stringify(m)): Promise<void> {
+    await writeAtomic(path.join(this.repoDir, `${m.id}.json`), json);
   }
 
   /** Another record kept per generation (`<id>.<kind>.json`), such as a vault's state. */
@@ -117,14 +118,16 @@ export class StateCache {
 
   async loadHashes(): Promise<Map<string, HashRecord>> {
     try {
-      const raw = JSON.parse(await fsp.readFile(path.join(this.jobDir, 'hashes.json'), 'utf8')) as Record<string, HashRecord>;
-      return new Map(Object.entries(raw));
+      // [path, record] pairs; older caches hold an object keyed by path
+      const raw = JSON.parse(await fsp.readFile(path.join(this.jobDir, 'hashes.json'), 'utf8')) as Array<[string, HashRecord]> | Record<string, HashRecord>;
+      return new Map(Array.isArray(raw) ? raw : Object.entries(raw));
     } catch {
       return new Map();
     }
   }
 
+  /** Pairs, not an object: no dictionary of every path on the heap on the way in or out. */
   async saveHashes(hashes: Map<string, HashRecord>): Promise<void> {
-    await writeAtomic(path.join(this.jobDir, 'hashes.json'), JSON.stringify(Object.fromEntries(hashes)));
+    await writeAtomic(path.join(this.jobDir, 'hashes.json'), Buffer.from(JSON.stringify([...hashes])));
   }
 }

@@ -62,6 +62,8 @@ export interface FinishPlan {
 /** What the run produced, the same for every target of a group. */
 export interface FinishRun {
   manifest: Manifest;
+  /** the manifest as JSON, when the run already made it (a big source's is megabytes) */
+  manifestJson?: Uint8Array;
   hashes: Map<string, HashRecord>;
   problems: string[];
   unreadable: number;
@@ -94,7 +96,7 @@ export async function finishTarget(
   };
   if (opts.dryRun) return result;
 
-  await cache.saveManifest(run.manifest);
+  await cache.saveManifest(run.manifest, run.manifestJson);
   await cache.saveHashes(run.hashes);
   // one listing per run: on a remote target every listing is many requests
   const after = generation ? [...listing.committed, generation] : listing.committed;

@@ -5,7 +5,8 @@ import type * as openpgp from 'openpgp';
 import { openpgpLib } from './lib.js';
 import { CerberusError } from '../../errors.js';
 import { PacketFormatError } from './packet-stream.js';
-import { IntegrityError, newSessionKey, openStream, Sealer, sealStream, SESSION_ALGORITHM } from './seipd.js';
+import { IntegrityError, literalPacket, newSessionKey, openStream, Sealer, sealStream, SESSION_ALGORITHM } from './seipd.js';
+import { deflateSync } from 'node:zlib';
 
 /** Who can open a message: public keys, or a symmetric passphrase. */
 export type Sealing = { keys: openpgp.PublicKey[] } | { passphrase: string };
@@ -17,13 +18,6 @@ const baseConfig = { aeadProtect: false, v6Keys: false } as const;
 
 function sealOptions(sealing: Sealing) {
   return 'keys' in sealing ? { encryptionKeys: sealing.keys } : { passwords: [sealing.passphrase] };
-}
-
-function compressionConfig(pgp: typeof openpgp, c: Compression) {
-  return {
-    ...baseConfig,
-    preferredCompressionAlgorithm: c === 'zlib' ? pgp.enums.compression.zlib : pgp.enums.compression.uncompressed,
-  };
 }
 
 /**
@@ -106,10 +100,14 @@ export async function messageWriter(out: Writable, sealing: Sealing, compression
   };
 }
 
+/** A whole message in memory, by the same path as encryptStream. */
 export async function encryptBuffer(data: Uint8Array, sealing: Sealing, compression: Compression): Promise<Uint8Array> {
-  const pgp = await openpgpLib();
-  const message = await pgp.createMessage({ binary: data, format: 'binary' });
-  return pgp.encrypt({ message, ...sealOptions(sealing), format: 'binary', config: compressionConfig(pgp, compression) });
+  const { preamble, sessionKey } = await newSession(sealing);
+  const out: Buffer[] = [];
+  const sealer = new Sealer(preamble, sessionKey, (b) => out.push(b), compression);
+  sealer.write(compression === 'zlib' ? deflateSync(literalPacket(data)) : data);
+  sealer.end();
+  return Buffer.concat(out);
 }
 
 function openOptions(opening: Opening) {
@@ -139,14 +137,9 @@ export function decryptionError(err: unknown, what: string): CerberusError {
 
 /** Decrypts a small message whole: integrity is checked before anything is returned. */
 export async function decryptBuffer(data: Uint8Array, opening: Opening, what: string): Promise<Uint8Array> {
-  const pgp = await openpgpLib();
-  try {
-    const message = await pgp.readMessage({ binaryMessage: data });
-    const { data: out } = await pgp.decrypt({ message, ...openOptions(opening), format: 'binary', config: baseConfig });
-    return out;
-  } catch (err) {
-    throw decryptionError(err, what);
-  }
+  const out: Buffer[] = [];
+  for await (const c of await decryptStream(Readable.from([Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), opening, what)) out.push(c as Buffer);
+  return Buffer.concat(out);
 }
 
 /**

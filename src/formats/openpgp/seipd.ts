@@ -32,6 +32,16 @@ function literalHead(): Buffer {
   return b;
 }
 
+/** One literal data packet holding `data` (the input of compression). */
+export function literalPacket(data: Uint8Array): Buffer {
+  const out: Buffer[] = [];
+  const framer = new PartialFramer(TAG.literal, (b) => out.push(b));
+  framer.write(literalHead());
+  framer.write(data);
+  framer.end();
+  return Buffer.concat(out);
+}
+
 /** Frames a byte stream as one literal data packet (the input of compression). */
 class LiteralFrame extends Transform {
   private readonly framer = new PartialFramer(TAG.literal, (b) => this.push(b));
