@@ -94,11 +94,12 @@ mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 max_of() { tr ' ' '\n' | grep . | sort -g | tail -1; }
 
-# ---- a local WebDAV server: Apache httpd with mod_dav_fs (as bench/upload.sh starts it) ------
-# dav_start DIR USER PASSWORD: Apache with its own config, port, data (DIR/data) and logs in
-# DIR, on 127.0.0.1 only, Basic auth for USER; sets DAV_PID (its process group), DAV_PORT and
-# DAV_URL (http://127.0.0.1:PORT/dav). As root the workers run as www-data, which then owns
-# DIR/data. dav_stop stops it and its workers. need_dav installs what is missing.
+# ---- a local WebDAV server: Apache httpd with mod_dav_fs (bench/upload.sh, bench/compare.sh) --
+# dav_start DIR USER PASSWORD [SHOWN]: Apache with its own config, port, data (DIR/data) and logs
+# in DIR, on 127.0.0.1 only, Basic auth for USER; sets DAV_PID (its process group), DAV_PORT and
+# DAV_URL (http://127.0.0.1:PORT/dav). SHOWN is DIR as its log line names it (default DIR). As
+# root the workers run as www-data, which then owns DIR/data. dav_stop stops it and its
+# workers. need_dav installs what is missing.
 DAV_APACHE="${APACHE2_BIN:-/usr/sbin/apache2}"
 DAV_MODULES="${APACHE2_MODULES:-/usr/lib/apache2/modules}"
 DAV_MODS=(mod_mpm_event mod_authz_core mod_authn_core mod_authn_file mod_auth_basic mod_authz_user mod_alias mod_dav mod_dav_fs mod_mime)
@@ -115,7 +116,7 @@ free_port() {
 }
 random_secret() { head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-24; }
 dav_start() {
-  local dir="$1" user="$2" password="$3" port m
+  local dir="$1" user="$2" password="$3" shown="${4:-$1}" port m
   mkdir -p "$dir"/{data,run,logs,lock,htdocs}
   : >"$dir/mime.types"
   port="$(free_port)"
@@ -174,7 +175,7 @@ CONF
       # shellcheck disable=SC2034 # for the caller
       DAV_PORT="$port"
       DAV_URL="http://127.0.0.1:$port/dav"
-      log "apache2 (pid $DAV_PID) on $DAV_URL, data in $dir/data"
+      log "apache2 (pid $DAV_PID) on $DAV_URL, data in $shown/data"
       return
     fi
     sleep 0.1

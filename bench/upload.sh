@@ -65,16 +65,8 @@ NEED_S3=0
 [[ " $BACKENDS " == *" s3 "* ]] && NEED_S3=1
 
 # ---- tools -------------------------------------------------------------------------------
-APACHE="${APACHE2_BIN:-/usr/sbin/apache2}"
-MODULES="${APACHE2_MODULES:-/usr/lib/apache2/modules}"
-APACHE_MODS=(mod_mpm_event mod_authz_core mod_authn_core mod_authn_file mod_auth_basic mod_authz_user mod_alias mod_dav mod_dav_fs mod_mime)
 need_gnu_time
-if [ "$NEED_DAV" = 1 ]; then
-  command -v curl >/dev/null || apt_install curl curl
-  [ -x "$APACHE" ] || apt_install apache2 apache2
-  command -v htpasswd >/dev/null || apt_install htpasswd apache2-utils
-  for m in "${APACHE_MODS[@]}"; do [ -f "$MODULES/$m.so" ] || die "$MODULES/$m.so is missing"; done
-fi
+if [ "$NEED_DAV" = 1 ]; then need_dav; fi
 
 # ---- build, work dir and corpus (shared with bench/memory.sh) -----------------------------
 ensure_build
@@ -88,17 +80,11 @@ mkdir -p "$RUN"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- servers -----------------------------------------------------------------------------
-APACHE_PID=''
 S3_PID=''
 S3_FD=''
 cleanup() {
   set +e
-  if [ -n "$APACHE_PID" ]; then
-    kill -TERM -- "-$APACHE_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$APACHE_PID" 2>/dev/null || break; sleep 0.1; done
-    # workers left behind would keep the port
-    kill -KILL -- "-$APACHE_PID" 2>/dev/null
-  fi
+  dav_stop
   if [ -n "$S3_PID" ]; then
     kill -TERM "$S3_PID" 2>/dev/null
     wait "$S3_PID" 2>/dev/null
@@ -110,82 +96,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
-}
-random_secret() { head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-24; }
-
-# Apache httpd with mod_dav_fs, as test/helpers/apache.ts sets it up: own config, port and
-# folders; nothing of the system's Apache setup is used.
+# Apache httpd with mod_dav_fs (dav_start, bench/lib.sh), as test/helpers/apache.ts sets it up:
+# own config, port and folders; nothing of the system's Apache setup is used.
 DAV_USER=bench
 DAV_PASSWORD="$(random_secret)"
 export DAV_USER DAV_PASSWORD
-start_apache() {
-  local dir="$RUN/apache" port m
-  mkdir -p "$dir"/{data,run,logs,lock,htdocs}
-  : >"$dir/mime.types"
-  port="$(free_port)"
-  {
-    for m in "${APACHE_MODS[@]}"; do echo "LoadModule ${m#mod_}_module \"$MODULES/$m.so\""; done
-    cat <<EOF
-ServerRoot "$dir"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$dir/run/httpd.pid"
-DefaultRuntimeDir "$dir/run"
-Mutex file:$dir/run default
-ErrorLog "$dir/logs/error.log"
-LogLevel warn
-LogFormat "\"%r\" %>s len=%{Content-Length}i te=%{Transfer-Encoding}i %D us" dav
-CustomLog "$dir/logs/access.log" dav
-StartServers 1
-ThreadsPerChild 25
-MaxRequestWorkers 50
-Timeout 60
-LimitRequestBody 0
-TypesConfig "$dir/mime.types"
-DefaultType none
-DocumentRoot "$dir/htdocs"
-DavLockDB "$dir/lock/DavLock"
-Alias /dav "$dir/data"
-<Directory />
-  AllowOverride None
-  Require all denied
-</Directory>
-<Directory "$dir/data">
-  Dav On
-  AuthType Basic
-  AuthName "cerberus bench"
-  AuthBasicProvider file
-  AuthUserFile "$dir/htpasswd"
-  Require valid-user
-</Directory>
-EOF
-    if [ "$(id -u)" = 0 ]; then printf 'User www-data\nGroup www-data\n'; fi
-  } >"$dir/httpd.conf"
-  printf %s "$DAV_PASSWORD" | htpasswd -B -c -i "$dir/htpasswd" "$DAV_USER" 2>/dev/null
-  if [ "$(id -u)" = 0 ]; then
-    # the workers run as www-data and must write the data and the lock database
-    id -u www-data >/dev/null 2>&1 || die 'running as root, but there is no www-data user for the Apache workers'
-    chown www-data:www-data "$dir"
-    chown -R www-data:www-data "$dir/data" "$dir/run" "$dir/lock"
-    chmod 644 "$dir/htpasswd"
-  fi
-  # its own process group (setsid), so the workers can be stopped with it
-  setsid "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND </dev/null >/dev/null 2>"$dir/logs/stderr.log" &
-  APACHE_PID=$!
-  for _ in $(seq 200); do
-    kill -0 "$APACHE_PID" 2>/dev/null || { cat "$dir/logs/stderr.log" "$dir/logs/error.log" >&2 2>/dev/null; die 'apache2 exited'; }
-    if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
-      DAV_PORT="$port"
-      DAV_URL="http://127.0.0.1:$port/dav"
-      log "apache2 (pid $APACHE_PID) on $DAV_URL, data in ${dir#"$ROOT"/}/data"
-      return
-    fi
-    sleep 0.1
-  done
-  die "apache2 does not answer on port $port"
-}
 
 # s3rver through the tests' runner; it quits (and removes its folder) when its stdin ends,
 # so stdin is a fifo this shell holds open
@@ -212,7 +127,7 @@ start_s3rver() {
   die 's3rver did not report its port'
 }
 
-[ "$NEED_DAV" = 1 ] && start_apache
+[ "$NEED_DAV" = 1 ] && dav_start "$RUN/apache" "$DAV_USER" "$DAV_PASSWORD" "${RUN#"$ROOT"/}/apache"
 [ "$NEED_S3" = 1 ] && start_s3rver
 
 # curl reads the password from a config file, not argv
@@ -251,7 +166,7 @@ MEASURE_DIR="$RUN" # measure, rss_kib, wall_s, cpu_s, exit_of, mb, mbs: bench/li
 apache_cpu() {
   local p t=0 tick
   tick="$(getconf CLK_TCK)"
-  for p in $(pgrep -g "$APACHE_PID" || true); do
+  for p in $(pgrep -g "$DAV_PID" || true); do
     t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) ))
   done
   awk -v t="$t" -v k="$tick" 'BEGIN { printf "%.2f", t / k }'
@@ -399,7 +314,7 @@ CPU_NAME="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo "# cerberus upload benchmark, $(date -u +'%Y-%m-%d %H:%M UTC')"
   echo
   echo "- machine: $(nproc) cores ($CPU_NAME), $(free -m | awk '/^Mem:/ { print $2 }') MiB RAM, $(uname -sr)"
-  echo "- node $(node --version), cerberus $(node -p 'require("./package.json").version'), $("$APACHE" -v 2>/dev/null | sed -n 's/^Server version: //p'), $(curl --version | head -1 | cut -d' ' -f1-2)"
+  echo "- node $(node --version), cerberus $(node -p 'require("./package.json").version'), $("$DAV_APACHE" -v 2>/dev/null | sed -n 's/^Server version: //p'), $(curl --version | head -1 | cut -d' ' -f1-2)"
   echo "- load average (1, 5, 15 min) before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows here)"
   echo "- corpus: $SIZE ($SIZE_BYTES bytes), $FILES files in $DIRS folders, seed \"$SEED\""
   if [ -f "$CORPUS.summary" ]; then sed -n 's/^  /  - /p' "$CORPUS.summary"; fi
