@@ -25,6 +25,9 @@ export function headerFields(e: SourceEntry, st: fs.BigIntStats): Omit<TarEntryH
 
 const PIECE = 1 << 20;
 
+/** The two read buffers archiveLargeFile takes turns with; one pair serves a whole run. */
+export const readBuffers = (): [Buffer, Buffer] => [Buffer.allocUnsafe(PIECE), Buffer.allocUnsafe(PIECE)];
+
 /**
  * Streams a large file into the archive in 1 MiB reads, two buffers in turn: the next read
  * runs on the thread pool while this one is hashed and encrypted. Exactly the size of the
@@ -37,7 +40,7 @@ export async function archiveLargeFile(
   tar: TarPacker,
   message: MessageWriter,
   stored: (bytes: number) => void,
-  buffers: [Buffer, Buffer] = [Buffer.allocUnsafe(PIECE), Buffer.allocUnsafe(PIECE)],
+  buffers: [Buffer, Buffer] = readBuffers(),
 ): Promise<ArchivedFile | undefined> {
   let fh: fsp.FileHandle;
   try {

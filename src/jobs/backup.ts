@@ -12,7 +12,6 @@ import { Excluder, RESERVED_DIR, walkSource, type SourceEntry } from '../engine/
 import { encryptBuffer, messageWriter, type Compression, type MessageWriter, type Sealing } from '../formats/openpgp/message.js';
 import { TarPacker } from '../formats/tar.js';
 import { readWhole, SMALL_FILE } from '../fsutil.js';
-import { archiveLargeFile, headerFields, type ArchivedFile } from './archive-file.js';
 import { VolumeSink } from '../formats/volumes.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, MANIFEST, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
@@ -22,6 +21,7 @@ import type { Backend } from '../storage/backend.js';
 import { formatBytes } from '../report/format.js';
 import { PhaseLog } from '../report/phases.js';
 import { UPLOAD_PHASE } from '../report/run-report.js';
+import { archiveLargeFile, headerFields, readBuffers, type ArchivedFile } from './archive-file.js';
 import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
 import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
 import { runVaultBackup } from './vault-backup.js';
@@ -161,6 +161,7 @@ function contentDigest(m: Manifest): string {
 
 /** Targets whose next generation has the same level and the same parent content. */
 function groupByParent(plans: TargetPlan[]): TargetPlan[][] {
+  if (plans.length <= 1) return plans.length === 1 ? [plans] : [];
   const groups = new Map<string, TargetPlan[]>();
   for (const p of plans) {
     const key = `${p.level} ${p.parent ? `${p.parent.id} ${p.parent.chain.join(',')} ${contentDigest(p.parent)}` : 'none'}`;
@@ -319,7 +320,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
       if (read === 'gone') return undefined;
       let got: ArchivedFile | undefined;
       if (read === 'stream') {
-        got = await archiveLargeFile(e, tar!, message!, stored, (largeBuffers ??= [Buffer.allocUnsafe(1 << 20), Buffer.allocUnsafe(1 << 20)]));
+        got = await archiveLargeFile(e, tar!, message!, stored, (largeBuffers ??= readBuffers()));
         if (!got) return undefined;
       } else {
         const { data, before } = read;

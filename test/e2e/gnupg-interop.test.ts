@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -139,4 +140,47 @@ describe('restoring with gpg and tar alone, as RESTORE.md says', () => {
     const sums = await exec('sha256sum', ['-c', 'SHA256SUMS'], { cwd: path.join(ws.repo, 'daily', daily) });
     expect(sums.stdout).toMatch(/manifest\.json\.gpg: OK/);
   });
+});
+
+/** `compression: zlib` takes another path through the encryption (a deflate stream inside). */
+describe('a zlib-compressed repository', () => {
+  it('is smaller for text, restores with cerberus, and with gpg and tar alone', async () => {
+    const ws = await workspace({ volumeSize: '64KiB' });
+    const home = await tempDir('cerberus-gnupg-');
+    const env = { ...process.env, GNUPGHOME: home };
+    try {
+      const config = await fsp.readFile(ws.config, 'utf8');
+      await fsp.writeFile(ws.config, config.replace('recipients: [keys/cerberus.pub.asc] }', 'recipients: [keys/cerberus.pub.asc], compression: zlib }'));
+      await fsp.mkdir(path.join(ws.src, 'notes'), { recursive: true });
+      await fsp.writeFile(path.join(ws.src, 'notes/minutes.txt'), 'the meeting agreed on the budget. '.repeat(20_000));
+      await fsp.writeFile(path.join(ws.src, 'photo.jpg'), randomBytes(300_000));
+      expect((await ws.run(['init', '-c', ws.config])).code).toBe(0);
+      const b = await ws.run(['backup', '-c', ws.config, '--now', '2026-03-02T02:00:00Z', '--json']);
+      expect(b.code, b.stderr).toBe(0);
+      const id = (JSON.parse(b.stdout) as { targets: Array<{ id: string }> }).targets[0]!.id;
+      const gen = path.join(ws.repo, 'quarterly', id);
+      const volumes = (await fsp.readdir(gen)).filter((n) => n.startsWith('data.tar.gpg.')).sort();
+      let stored = 0;
+      for (const v of volumes) stored += (await fsp.stat(path.join(gen, v))).size;
+      expect(stored).toBeLessThan(400_000); // 980 kB of text and 300 kB of noise
+      const source = await snapshotTree(ws.src);
+
+      const to = path.join(ws.dir, 'by-cerberus');
+      const r = await ws.run(['restore', '-c', ws.config, '--at', 'latest', '--to', to]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(diffTrees(source, await snapshotTree(to))).toEqual([]);
+
+      await fsp.chmod(home, 0o700);
+      await exec('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, '--import', path.join(ws.keys, 'cerberus.key.asc')], { env });
+      const byHand = path.join(ws.dir, 'by-hand');
+      await fsp.mkdir(byHand);
+      const list = volumes.map((v) => `'${path.join(gen, v)}'`).join(' ');
+      await exec('sh', ['-c', `cat ${list} | gpg --batch --pinentry-mode loopback --passphrase-fd 3 -d 3<<EOF | tar -x -C '${byHand}' --exclude=.cerberus\n${PASSPHRASE}\nEOF`], { env });
+      expect(diffTrees(source, await snapshotTree(byHand), 0n)).toEqual([]);
+    } finally {
+      await exec('gpgconf', ['--kill', 'gpg-agent'], { env }).catch(() => undefined);
+      await fsp.rm(ws.dir, { recursive: true, force: true });
+      await fsp.rm(home, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

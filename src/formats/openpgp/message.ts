@@ -1,12 +1,12 @@
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { deflateSync } from 'node:zlib';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type * as openpgp from 'openpgp';
 import { openpgpLib } from './lib.js';
 import { CerberusError } from '../../errors.js';
 import { PacketFormatError } from './packet-stream.js';
 import { IntegrityError, literalPacket, newSessionKey, openStream, Sealer, sealStream, SESSION_ALGORITHM } from './seipd.js';
-import { deflateSync } from 'node:zlib';
 
 /** Who can open a message: public keys, or a symmetric passphrase. */
 export type Sealing = { keys: openpgp.PublicKey[] } | { passphrase: string };
@@ -66,7 +66,9 @@ export async function messageWriter(out: Writable, sealing: Sealing, compression
     };
   } else {
     const input = new PassThrough({ highWaterMark: 1 << 20 });
-    sealStream(input, preamble, sessionKey, compression).pipe(out);
+    const sealed = sealStream(input, preamble, sessionKey, compression);
+    sealed.on('error', (err) => out.destroy(err));
+    sealed.pipe(out);
     write = (chunk) => input.write(Buffer.from(chunk));
     head = input;
     finish = () => input.end();
