@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { finished } from 'node:stream/promises';
@@ -17,7 +16,7 @@ import { requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, MANIFEST, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
 import { sha256Hex } from '../repository/io.js';
 import { acquireLock, type HeldLock } from '../repository/lock.js';
-import type { Backend } from '../storage/backend.js';
+import { fileBody, type Backend } from '../storage/index.js';
 import { formatBytes } from '../report/format.js';
 import { PhaseLog } from '../report/phases.js';
 import { UPLOAD_PHASE } from '../report/run-report.js';
@@ -266,8 +265,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     await writers.each((w) => w.begin());
     sink = new VolumeSink(spool, job.volumeSize, async (v) => {
       const started = Date.now();
-      // 1 MiB reads: fewer, larger writes to the network than the 64 KiB default
-      await writers.each((w) => w.put(v.name, () => fs.createReadStream(v.file, { highWaterMark: 1 << 20 }), v.size, v.sha256));
+      await writers.each((w) => w.put(v.name, fileBody(v.file), v.size, v.sha256));
       stats.uploadedBytes += v.size;
       const secs = Math.max((Date.now() - started) / 1000, 0.001);
       // a line per volume: on a slow uplink this is the only sign of life between files

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 
 /** What a backend can do, declared rather than guessed. */
@@ -16,8 +17,18 @@ export interface ObjectInfo {
   isDir: boolean;
 }
 
-/** A source for `put` that can be read again from the start, so a failed upload can be retried. */
-export type BodySource = () => Readable;
+/**
+ * A source for `put` that can be read again from the start, so a failed upload can be retried.
+ * `file`, when set, says the body is exactly that local file: a backend on this machine may
+ * copy it without reading it through (the local one copies in the kernel). A layer that
+ * changes the bytes' pace or content wraps the body in a new function, which drops the hint.
+ */
+export type BodySource = (() => Readable) & { readonly file?: string };
+
+/** A body that is a local file, read in 1 MiB pieces, with the hint that it is one. */
+export function fileBody(file: string): BodySource {
+  return Object.assign(() => fs.createReadStream(file, { highWaterMark: 1 << 20 }), { file });
+}
 
 export interface ByteRange {
   start: number;

@@ -1,4 +1,5 @@
 export type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
+export { fileBody } from './backend.js';
 export { joinPath, removeTree } from './backend.js';
 export { copyFolder, type CopyFolderOptions } from './copy-tree.js';
 export { LocalBackend } from './local.js';

@@ -774,3 +774,39 @@ describe('copyTree through the layers', () => {
     expect(lines).toEqual([expect.stringMatching(/^nas: copyTree g\/1 → g\/2: ok in \d+ ms$/)]);
   });
 });
+
+describe('the local-file hint of a put body', () => {
+  /** Records the body each put reaches the backend with. */
+  class Recording implements Backend {
+    readonly description = 'recording';
+    readonly capabilities = local.capabilities;
+    bodies: BodySource[] = [];
+    put = async (p: string, body: BodySource, size: number, opts?: RequestOptions) => {
+      this.bodies.push(body);
+      return local.put(p, body, size, opts);
+    };
+    get = (p: string, r?: ByteRange) => local.get(p, r);
+    stat = (p: string) => local.stat(p);
+    list = (p: string) => local.list(p);
+    remove = (p: string) => local.remove(p);
+    mkdir = (p: string) => local.mkdir(p);
+  }
+
+  it('passes retry, concurrency and logging, and is dropped where a layer changes the pace (bwlimit)', async () => {
+    const src = path.join(root, 'src.bin');
+    const data = randomBytes(300_000);
+    await fsp.writeFile(src, data);
+    const body = Object.assign(() => fs.createReadStream(src), { file: src });
+    const plain = new Recording();
+    const kept = [new RetryLayer('t', { retries: 0, baseDelayMs: 1, maxDelayMs: 1, maxRetryAfterMs: 1 }, () => undefined), new ConcurrencyLayer(2), new LoggingLayer('t', () => undefined)].reduceRight<Backend>(
+      (inner, layer) => new LayeredBackend(inner, layer),
+      plain,
+    );
+    await kept.put('a', body, data.length);
+    expect(plain.bodies[0]!.file).toBe(src);
+    const limited = new Recording();
+    await new LayeredBackend(limited, new BandwidthLayer(100 * MiB)).put('b', body, data.length);
+    expect(limited.bodies[0]!.file).toBeUndefined();
+    for (const name of ['a', 'b']) expect((await fsp.readFile(path.join(root, name))).equals(data)).toBe(true);
+  });
+});

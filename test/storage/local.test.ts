@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errorOf } from '../helpers/errors.js';
-import { joinPath, removeTree } from '../../src/storage/backend.js';
+import { fileBody, joinPath, removeTree } from '../../src/storage/backend.js';
 import { LocalBackend } from '../../src/storage/local.js';
 
 let root: string;
@@ -72,6 +72,27 @@ describe('LocalBackend', () => {
     expect(await everything()).toEqual(['dir']);
     expect((await errorOf(b.put('dir/g', body('1234567'), 6))).code).toBe('STORAGE');
     expect(await everything()).toEqual(['dir']);
+  });
+
+  it('copies a body that is a local file without reading it through, size checked, the source left alone', async () => {
+    const src = path.join(os.tmpdir(), `cerb-local-src-${process.pid}`);
+    const data = Buffer.alloc(3 * 1024 * 1024 + 7, 'volume ');
+    await fsp.writeFile(src, data);
+    try {
+      const hinted = fileBody(src);
+      expect(hinted.file).toBe(src);
+      await b.put('gen/data.tar.gpg.0001', hinted, data.length);
+      expect((await fsp.readFile(path.join(root, 'gen/data.tar.gpg.0001'))).equals(data)).toBe(true);
+      expect((await fsp.readFile(src)).equals(data)).toBe(true);
+      // the hint changes nothing about the checks: a wrong size fails and leaves nothing
+      expect((await errorOf(b.put('gen/data.tar.gpg.0002', fileBody(src), data.length + 1))).code).toBe('STORAGE');
+      expect(await everything()).toEqual(['gen', 'gen/data.tar.gpg.0001']);
+      // a source gone is an IO error, not a silent empty file
+      expect((await errorOf(b.put('gen/x', fileBody(`${src}.absent`), 1))).code).toBe('IO');
+      expect(await b.stat('gen/x')).toBeUndefined();
+    } finally {
+      await fsp.rm(src, { force: true });
+    }
   });
 
   it('keeps the old file when a put over it fails', async () => {
