@@ -413,8 +413,28 @@ check_restore() { # check_restore TOOL RUN ROOT: the restored tree against the s
   if diff -q <(mtimes "$EXPECTED") <(mtimes "$got") >/dev/null; then MTIMES[$tool]=yes; else MTIMES[$tool]=no; fi
 }
 
+# backup_again SCENARIO LABEL: scenarios 2 and 3, one more backup into each run's repository
+# (uses bench_tool's tool and base)
+backup_again() {
+  local s="$1" label="$2" i r before
+  for i in $(seq "$RUNS"); do
+    r="$base/$i"
+    before="$(bytes_of "$r/repo")"
+    cmd "$tool" backup "$r" "$s"
+    sync
+    timed "$s" "$tool" "$i" || break
+    if [ "$tool" = tar-gpg ]; then
+      NOTE["$s|$tool"]='a full re-run'
+      rm -f "$r/repo/$(cat "$r/newest").tar.gpg"
+    fi
+    echo "$s" >"$r/newest"
+    STORED["$s|$tool"]+=" $(( $(bytes_of "$r/repo") - before ))"
+    if [ "$i" = 1 ] && [[ "$tool" == cerberus-* ]]; then LEVELS[$tool]+="; $label: $(cerberus_level "$LOGS/$tool.$s.1.out")"; fi
+  done
+}
+
 bench_tool() {
-  local tool="$1" base="$DIR/t/$1" i r before
+  local tool="$1" base="$DIR/t/$1" i r
   rm -rf "$base"
   mkdir -p "$base"
   warm
@@ -432,35 +452,13 @@ bench_tool() {
     if [ "$i" = 1 ] && [[ "$tool" == cerberus-* ]]; then LEVELS[$tool]="first: $(cerberus_level "$LOGS/$tool.first.1.out")"; fi
   done
   # 2. nothing changed
-  if want nochange; then
-    for i in $(seq "$RUNS"); do
-      r="$base/$i"
-      cmd "$tool" backup "$r" nochange
-      sync
-      timed nochange "$tool" "$i" || break
-      if [ "$tool" = tar-gpg ]; then NOTE["nochange|$tool"]='a full re-run'; fi
-      if [ "$tool" = tar-gpg ]; then rm -f "$r/repo/$(cat "$r/newest").tar.gpg"; fi
-      echo nochange >"$r/newest"
-      if [ "$i" = 1 ] && [[ "$tool" == cerberus-* ]]; then LEVELS[$tool]+="; no change: $(cerberus_level "$LOGS/$tool.nochange.1.out")"; fi
-    done
-  fi
+  if want nochange; then backup_again nochange 'no change'; fi
   # 3. 1 % changed, 0.5 % added
   EXPECTED="$DIR/listing-orig.tsv"
   if want changed; then
     mutate apply
     EXPECTED="$DIR/listing-changed.tsv"
-    for i in $(seq "$RUNS"); do
-      r="$base/$i"
-      before="$(bytes_of "$r/repo")"
-      cmd "$tool" backup "$r" changed
-      sync
-      timed changed "$tool" "$i" || break
-      if [ "$tool" = tar-gpg ]; then NOTE["changed|$tool"]='a full re-run'; fi
-      if [ "$tool" = tar-gpg ]; then rm -f "$r/repo/$(cat "$r/newest").tar.gpg"; fi
-      echo changed >"$r/newest"
-      STORED["changed|$tool"]+=" $(( $(bytes_of "$r/repo") - before ))"
-      if [ "$i" = 1 ] && [[ "$tool" == cerberus-* ]]; then LEVELS[$tool]+="; changed: $(cerberus_level "$LOGS/$tool.changed.1.out")"; fi
-    done
+    backup_again changed changed
   fi
   # 4. full restore of the newest point
   if want restore; then

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual, type Cipher, type Decipher, type Hash } from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback, type TransformOptions } from 'node:stream';
 import { once } from 'node:events';
 import zlib from 'node:zlib';
 import { ByteReader, PacketFormatError, PartialFramer, PartialPieces, readPacket, TAG } from './packet-stream.js';
@@ -32,29 +32,40 @@ function literalHead(): Buffer {
   return b;
 }
 
+/** A framer of one literal data packet, its header already written. */
+function literalFramer(emit: (b: Buffer) => void): PartialFramer {
+  const framer = new PartialFramer(TAG.literal, emit);
+  framer.write(literalHead());
+  return framer;
+}
+
 /** One literal data packet holding `data` (the input of compression). */
 export function literalPacket(data: Uint8Array): Buffer {
   const out: Buffer[] = [];
-  const framer = new PartialFramer(TAG.literal, (b) => out.push(b));
-  framer.write(literalHead());
+  const framer = literalFramer((b) => out.push(b));
   framer.write(data);
   framer.end();
   return Buffer.concat(out);
 }
 
-/** Frames a byte stream as one literal data packet (the input of compression). */
-class LiteralFrame extends Transform {
-  private readonly framer = new PartialFramer(TAG.literal, (b) => this.push(b));
-  constructor() {
-    super();
-    this.framer.write(literalHead());
+interface SyncWriter {
+  write(chunk: Uint8Array): void;
+  end(): void;
+}
+
+/** A stream around a synchronous writer that pushes what it makes (a framer, a sealer). */
+class Through extends Transform {
+  private readonly writer: SyncWriter;
+  constructor(make: (push: (b: Buffer) => void) => SyncWriter, opts?: TransformOptions) {
+    super(opts);
+    this.writer = make((b) => this.push(b));
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.framer.write(chunk);
+    this.writer.write(chunk);
     cb();
   }
   override _flush(cb: TransformCallback): void {
-    this.framer.end();
+    this.writer.end();
     cb();
   }
 }
@@ -64,7 +75,7 @@ class LiteralFrame extends Transform {
  * literal), behind `preamble` (the session-key packets), synchronously: write() is done with
  * its argument when it returns, and `emit` gets new buffers of about 1 MiB.
  */
-export class Sealer {
+export class Sealer implements SyncWriter {
   private readonly cipher: Cipher;
   private readonly mdc: Hash = createHash('sha1');
   private readonly outer: PartialPieces;
@@ -102,29 +113,13 @@ export class Sealer {
   }
 }
 
-class SealTransform extends Transform {
-  private readonly sealer: Sealer;
-  constructor(preamble: Uint8Array, sessionKey: Buffer, compression: 'none' | 'zlib') {
-    super({ readableHighWaterMark: 2 << 20, writableHighWaterMark: 1 << 20 });
-    this.sealer = new Sealer(preamble, sessionKey, (b) => this.push(b), compression);
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.sealer.write(chunk);
-    cb();
-  }
-  override _flush(cb: TransformCallback): void {
-    this.sealer.end();
-    cb();
-  }
-}
-
 /**
  * The whole message: `preamble` (session-key packets for `sessionKey`, made by openpgp.js),
  * then the data, optionally zlib-compressed, as a literal packet inside a SEIPD v1 packet.
  */
 export function sealStream(input: Readable, preamble: Uint8Array, sessionKey: Buffer, compression: 'none' | 'zlib'): Readable {
-  const seal = new SealTransform(preamble, sessionKey, compression);
-  const stages: NodeJS.ReadWriteStream[] = compression === 'none' ? [seal] : [new LiteralFrame(), zlib.createDeflate(), seal];
+  const seal = new Through((push) => new Sealer(preamble, sessionKey, push, compression), { readableHighWaterMark: 2 << 20, writableHighWaterMark: 1 << 20 });
+  const stages: NodeJS.ReadWriteStream[] = compression === 'none' ? [seal] : [new Through(literalFramer), zlib.createDeflate(), seal];
   let from: Readable = input;
   for (const s of stages) {
     from.on('error', (err) => (s as unknown as Readable).destroy(err));
@@ -253,6 +248,9 @@ async function* decompress(algo: number, data: AsyncGenerator<Buffer>): AsyncGen
   if (algo === COMPRESSION.none) return yield* data;
   if (algo !== COMPRESSION.zip && algo !== COMPRESSION.zlib) throw new PacketFormatError(`unsupported compression algorithm ${algo}`);
   const z = algo === COMPRESSION.zip ? zlib.createInflateRaw() : zlib.createInflate();
+  // failures reach the reader through the loop below or through `feed`; one that comes after
+  // the loop (a write past the end of damaged deflate data) must not be an uncaught 'error'
+  z.on('error', () => undefined);
   const stop = new AbortController();
   const feed = (async () => {
     for await (const c of data) if (!z.write(c)) await once(z, 'drain', { signal: stop.signal });

@@ -10,6 +10,8 @@ import { gpg, killAgents } from '../../helpers/gpg.js';
 import { generateKeyPair, readPrivateKey, readPublicKeys, type GeneratedKeyPair } from '../../../src/formats/openpgp/keys.js';
 import { decryptBuffer, decryptStream, encryptStream, messageWriter, type Compression } from '../../../src/formats/openpgp/message.js';
 import { PARTIAL } from '../../../src/formats/openpgp/packet-stream.js';
+import { literalPacket, Sealer } from '../../../src/formats/openpgp/seipd.js';
+import { deflateSync } from 'node:zlib';
 
 // The bulk of every backup is encrypted by seipd.ts, not by openpgp.js: these tests hold it to
 // what GnuPG and openpgp.js read, at every packet boundary, and to failing loudly on damage.
@@ -137,6 +139,27 @@ describe('decryptStream', () => {
     expect((await collect(await decryptStream(chunksOf(twofish.stdout, 9999), { passphrase: 'y' }, 'm'))).equals(data)).toBe(true);
   });
 
+  it('refuses, without an uncaught error, megabytes after the end of the compressed stream', async () => {
+    const data = randomBytes(300_000);
+    const sessionKey = randomBytes(32);
+    const preamble = await openpgp.encryptSessionKey({ data: sessionKey, algorithm: 'aes256', encryptionKeys: pub, format: 'binary', config: { aeadProtect: false } });
+    const sealed = (tail: Buffer) => {
+      const out: Buffer[] = [];
+      // told to write a deflate stream and then more: a valid MDC over an odd inside
+      const sealer = new Sealer(preamble, sessionKey, (b) => out.push(b), 'zlib');
+      sealer.write(deflateSync(literalPacket(data)));
+      sealer.write(tail);
+      sealer.end();
+      return Buffer.concat(out);
+    };
+    // megabytes past the end: refused
+    const e = await errorOf(open(sealed(randomBytes(3 * PARTIAL)), 4096));
+    expect(e.code, e.message).toBe('INTEGRITY');
+    // a byte past the end, in the same piece as the end: zlib stops there, as gpg's does; the
+    // contents are whole and the MDC holds
+    expect((await open(sealed(Buffer.from('x')), 4096)).equals(data)).toBe(true);
+  });
+
   it('gives KEY for the wrong key and INTEGRITY for damage anywhere, never a clean end', { timeout: 60_000 }, async () => {
     const other = await generateKeyPair({ name: 'other', rsa: false, passphrase: undefined });
     await fsp.writeFile(path.join(tmp, 'other.asc'), other.privateArmored);
@@ -172,7 +195,8 @@ describe('decryptStream', () => {
       // trailing bytes after the message
       expect((await errorOf(open(Buffer.concat([enc, Buffer.from('x')])))).code).toBe('INTEGRITY');
     }
-    expect((await errorOf(open(randomBytes(5000)))).code).toBe('INTEGRITY');
+    // not random bytes: those can read as session-key packets, and then KEY is a fair answer
+    expect((await errorOf(open(Buffer.from('this is no OpenPGP message. '.repeat(200))))).code).toBe('INTEGRITY');
   });
 });
 
