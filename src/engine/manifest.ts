@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
 import { LEVELS } from './levels.js';
+import { joinedBytes, jsonObjectBytes } from '../text-bytes.js';
 
 /**
  * The manifest: the FULL state at one restore point, and for each file which generation of
@@ -127,15 +128,24 @@ export function sortEntries<T extends { path: string }>(entries: T[]): T[] {
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-export function manifestTsv(entries: ManifestEntry[]): string {
+/** The manifest's JSON as UTF-8, one entry per line. */
+export function manifestBytes(m: Manifest): Buffer {
+  const { entries, ...head } = m;
+  return jsonObjectBytes(head, 'entries', entries);
+}
+
+export function manifestTsv(entries: ManifestEntry[]): Buffer {
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
-  const lines = ['# path\ttype\tsize\tmode\tmtime_ns\tsha256\tholder\tlink_target'];
-  for (const e of entries) {
+  const line = (e: ManifestEntry) => {
     const size = e.type === 'file' ? String(e.size) : '';
     const sha = e.type === 'file' ? e.sha256 : '';
     const holder = e.type === 'file' ? e.holder : '';
     const target = e.type === 'symlink' ? esc(e.target) : '';
-    lines.push([esc(e.path), e.type, size, (e.mode & 0o7777).toString(8), e.mtimeNs, sha, holder, target].join('\t'));
+    return [esc(e.path), e.type, size, (e.mode & 0o7777).toString(8), e.mtimeNs, sha, holder, target].join('\t');
+  };
+  function* lines(): Generator<string> {
+    yield '# path\ttype\tsize\tmode\tmtime_ns\tsha256\tholder\tlink_target';
+    for (const e of entries) yield line(e);
   }
-  return lines.join('\n') + '\n';
+  return joinedBytes(lines(), (l) => l, '\n', '', '\n');
 }

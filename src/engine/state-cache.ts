@@ -4,7 +4,8 @@ import path from 'node:path';
 import { makeDirs } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
-import { parseManifest, type Manifest } from './manifest.js';
+import { manifestBytes, parseManifest, type Manifest } from './manifest.js';
+import { jsonArrayBytes } from '../text-bytes.js';
 
 /**
  * The local state cache. Per repository it keeps the plaintext manifests of the generations
@@ -80,7 +81,7 @@ export class StateCache {
   }
 
   /** `json`: the manifest already serialized, when the caller has it (megabytes for a big source) */
-  async saveManifest(m: Manifest, json: string | Uint8Array = JSON.stringify(m)): Promise<void> {
+  async saveManifest(m: Manifest, json: Uint8Array = manifestBytes(m)): Promise<void> {
     await writeAtomic(path.join(this.repoDir, `${m.id}.json`), json);
   }
 
@@ -128,6 +129,6 @@ export class StateCache {
 
   /** Pairs, not an object: no dictionary of every path on the heap on the way in or out. */
   async saveHashes(hashes: Map<string, HashRecord>): Promise<void> {
-    await writeAtomic(path.join(this.jobDir, 'hashes.json'), Buffer.from(JSON.stringify([...hashes])));
+    await writeAtomic(path.join(this.jobDir, 'hashes.json'), jsonArrayBytes(hashes));
   }
 }

@@ -1,7 +1,6 @@
-import fsp from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, type Hash } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { CerberusError } from '../errors.js';
 
 /** `data.tar.gpg.0001` …; four digits keep `cat data.tar.gpg.*` in order. */
@@ -18,118 +17,90 @@ export interface SpooledVolume {
 }
 
 /**
- * Cuts a byte stream into volume files in a spool folder. Each full volume is handed to
- * `onVolume` (which uploads it) while the next one is written, one upload at a time: at most
- * two volumes sit on disk, and encryption does not wait for each upload.
+ * Cuts a byte stream into volume files in a spool folder, by synchronous calls: it runs on
+ * the sealing worker thread (openpgp/volume-writer.ts), where blocking is the point.
+ * `opening(index)` is called before volume `index` is created and may block until the spool
+ * has room; `closed` gets each volume once it is whole.
  */
-export class VolumeSink extends Writable {
+export class VolumeCutter {
   private index = 0;
-  private current: { handle: fsp.FileHandle; file: string; size: number; hash: Hash } | undefined;
-  readonly volumes: SpooledVolume[] = [];
-  private uploading: Promise<void> = Promise.resolve();
-  private failed: unknown;
+  private current: { fd: number; file: string; size: number; hash: Hash } | undefined;
 
   constructor(
     private readonly spoolDir: string,
     private readonly volumeSize: number,
-    private readonly onVolume: (v: SpooledVolume) => Promise<void>,
-  ) {
-    super({ highWaterMark: 1 << 20 });
-  }
+    private readonly opening: (index: number) => void,
+    private readonly closed: (v: SpooledVolume) => void,
+  ) {}
 
-  private async open(): Promise<NonNullable<VolumeSink['current']>> {
+  private open(): NonNullable<VolumeCutter['current']> {
     if (this.current) return this.current;
-    this.index += 1;
-    if (this.index > MAX_VOLUMES) {
+    const index = this.index + 1;
+    if (index > MAX_VOLUMES) {
       throw new CerberusError('USAGE', `a generation would need more than ${MAX_VOLUMES} volumes`, {
         hint: 'raise volumeSize in the config',
       });
     }
-    const file = path.join(this.spoolDir, volumeName(this.index));
-    this.current = { handle: await fsp.open(file, 'w'), file, size: 0, hash: createHash('sha256') };
+    this.opening(index);
+    this.index = index;
+    const file = path.join(this.spoolDir, volumeName(index));
+    this.current = { fd: fs.openSync(file, 'w', 0o600), file, size: 0, hash: createHash('sha256') };
     return this.current;
   }
 
-  private async closeCurrent(): Promise<void> {
-    const cur = this.current;
-    if (!cur) return;
-    this.current = undefined;
-    await cur.handle.close();
-    const v: SpooledVolume = {
-      index: this.index,
-      name: volumeName(this.index),
-      file: cur.file,
-      size: cur.size,
-      sha256: cur.hash.digest('hex'),
-    };
-    await this.uploading;
-    this.volumes.push(v);
-    this.uploading = this.onVolume(v);
-    this.uploading.catch((err: unknown) => (this.failed ??= err));
-  }
-
-  /** Writes chunks in order, several per system call: the encryption hands over small length headers between its pieces. */
-  private async writeChunks(chunks: Buffer[]): Promise<void> {
-    if (this.failed !== undefined) throw this.failed;
+  /** Writes the chunks in order, one writev(2) per volume they touch. */
+  write(chunks: Buffer[]): void {
     let batch: Buffer[] = [];
     let batched = 0;
     for (const chunk of chunks) {
       let off = 0;
       while (off < chunk.length) {
-        const cur = await this.open();
+        const cur = this.open();
         const n = Math.min(chunk.length - off, this.volumeSize - cur.size - batched);
         batch.push(off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n));
         batched += n;
         off += n;
         if (cur.size + batched >= this.volumeSize) {
-          await this.flushBatch(cur, batch);
+          flush(cur, batch);
           batch = [];
           batched = 0;
-          await this.closeCurrent();
+          this.close();
         }
       }
     }
-    if (batch.length > 0) await this.flushBatch(await this.open(), batch);
+    if (batch.length > 0) flush(this.open(), batch);
   }
 
-  private async flushBatch(cur: NonNullable<VolumeSink['current']>, batch: Buffer[]): Promise<void> {
-    await writeAll(cur.handle, batch);
-    for (const b of batch) {
-      cur.hash.update(b);
-      cur.size += b.length;
-    }
+  /** Closes the last volume, if any bytes went into it. */
+  end(): void {
+    this.close();
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.writeChunks([chunk]).then(() => cb(), cb);
-  }
-
-  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    this.writeChunks(chunks.map((c) => c.chunk)).then(() => cb(), cb);
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    this.closeCurrent()
-      .then(() => this.uploading)
-      .then(() => cb(), cb);
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    const handle = this.current?.handle;
+  /** Closes the open file without handing it on (the caller removes the spool). */
+  abort(): void {
+    const cur = this.current;
     this.current = undefined;
-    // an upload still running must end before the caller cleans up after it
-    Promise.allSettled([handle?.close(), this.uploading]).then(
-      () => cb(err),
-      () => cb(err),
-    );
+    if (cur) fs.closeSync(cur.fd);
+  }
+
+  private close(): void {
+    const cur = this.current;
+    if (!cur) return;
+    this.current = undefined;
+    fs.closeSync(cur.fd);
+    this.closed({ index: this.index, name: volumeName(this.index), file: cur.file, size: cur.size, sha256: cur.hash.digest('hex') });
   }
 }
 
-/** writev(2) until every byte is written: it may take less than it was given. */
-async function writeAll(handle: fsp.FileHandle, buffers: Buffer[]): Promise<void> {
+/** writev(2) until every byte is written (it may take less than it was given), hashing them. */
+function flush(cur: { fd: number; size: number; hash: Hash }, buffers: Buffer[]): void {
   let rest = buffers.filter((b) => b.length > 0);
+  for (const b of rest) {
+    cur.hash.update(b);
+    cur.size += b.length;
+  }
   while (rest.length > 0) {
-    let n = (await handle.writev(rest)).bytesWritten;
+    let n = fs.writevSync(cur.fd, rest);
     while (rest.length > 0 && n >= rest[0]!.length) n -= rest.shift()!.length;
     if (n > 0) rest[0] = rest[0]!.subarray(n);
   }

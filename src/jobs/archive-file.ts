@@ -3,7 +3,6 @@ import fsp from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { SourceEntry } from '../engine/walk.js';
 import { CerberusError } from '../errors.js';
-import type { MessageWriter } from '../formats/openpgp/message.js';
 import type { TarEntryHeader, TarPacker } from '../formats/tar.js';
 
 /** What the archive holds of one file. */
@@ -38,7 +37,7 @@ export const readBuffers = (): [Buffer, Buffer] => [Buffer.allocUnsafe(PIECE), B
 export async function archiveLargeFile(
   e: SourceEntry,
   tar: TarPacker,
-  message: MessageWriter,
+  message: { ready(): Promise<void> },
   stored: (bytes: number) => void,
   buffers: [Buffer, Buffer] = readBuffers(),
 ): Promise<ArchivedFile | undefined> {

@@ -1,17 +1,15 @@
 import fsp from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { finished } from 'node:stream/promises';
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
-import { manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
+import { manifestBytes, manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { matchesStat, StateCache, type HashRecord } from '../engine/state-cache.js';
 import { Excluder, RESERVED_DIR, walkSource, type SourceEntry } from '../engine/walk.js';
-import { encryptBuffer, messageWriter, type Compression, type MessageWriter, type Sealing } from '../formats/openpgp/message.js';
+import { encryptBuffer, volumeWriter, type Compression, type Sealing, type VolumeWriter } from '../formats/openpgp/message.js';
 import { TarPacker } from '../formats/tar.js';
 import { readWhole, SMALL_FILE } from '../fsutil.js';
-import { VolumeSink } from '../formats/volumes.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, MANIFEST, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
 import { sha256Hex } from '../repository/io.js';
@@ -258,24 +256,27 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
   // reused buffers and handed on synchronously: no stream between a read and its encryption.
   const spool = await cache.scratch();
   const writers = new TargetWriters(plans, level, id, outcomes);
-  let sink: VolumeSink | undefined;
-  let message: MessageWriter | undefined;
+  let message: VolumeWriter | undefined;
   let tar: TarPacker | undefined;
   if (!opts.dryRun) {
     await writers.each((w) => w.begin());
-    sink = new VolumeSink(spool, job.volumeSize, async (v) => {
-      const started = Date.now();
-      await writers.each((w) => w.put(v.name, fileBody(v.file), v.size, v.sha256));
-      stats.uploadedBytes += v.size;
-      const secs = Math.max((Date.now() - started) / 1000, 0.001);
-      // a line per volume: on a slow uplink this is the only sign of life between files
-      if (v.size >= UPLOAD_LOG_BYTES) {
-        reporter.info(`stored ${v.name} (${formatBytes(v.size)}) on ${writers.names().join(', ')} in ${secs.toFixed(1)} s, ${formatBytes(v.size / secs)}/s`);
-      }
-      await fsp.rm(v.file, { force: true });
+    const m = await volumeWriter({
+      spoolDir: spool,
+      volumeSize: job.volumeSize,
+      sealing,
+      compression,
+      onVolume: async (v) => {
+        const started = Date.now();
+        await writers.each((w) => w.put(v.name, fileBody(v.file), v.size, v.sha256));
+        stats.uploadedBytes += v.size;
+        const secs = Math.max((Date.now() - started) / 1000, 0.001);
+        // a line per volume: on a slow uplink this is the only sign of life between files
+        if (v.size >= UPLOAD_LOG_BYTES) {
+          reporter.info(`stored ${v.name} (${formatBytes(v.size)}) on ${writers.names().join(', ')} in ${secs.toFixed(1)} s, ${formatBytes(v.size / secs)}/s`);
+        }
+        await fsp.rm(v.file, { force: true });
+      },
     });
-    sink.on('error', () => undefined); // seen through message.ready() and end()
-    const m = await messageWriter(sink, sealing, compression);
     message = m;
     tar = new TarPacker((b) => m.write(b));
   }
@@ -447,6 +448,12 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     await walkAll();
     const deleted = (parent?.entries ?? []).filter((e) => seen.get(e.path) !== e.type).map((e) => e.path);
     stats.deleted = deleted.length;
+    // the walk's indexes are done with: tens of megabytes for a big source, and the peak
+    // of a run comes after this point (the manifest and the hash cache written out)
+    parentIndex.clear();
+    parentChildren.clear();
+    oldHashes.clear();
+    seen.clear();
     sortEntries(entries);
     // the real clock, not --now: tar warns about times in the future
     const own = { mode: 0o644, mtimeNs: (BigInt(Date.now()) * 1_000_000n).toString(), uid: 0, gid: 0 };
@@ -467,7 +474,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     };
     if (!opts.dryRun) {
       tar!.file({ ...own, path: `${RESERVED_DIR}/deleted.txt` }, Buffer.from(deleted.map((p) => p + '\0').join('')));
-      tar!.file({ ...own, path: `${RESERVED_DIR}/manifest.tsv` }, Buffer.from(manifestTsv(entries)));
+      tar!.file({ ...own, path: `${RESERVED_DIR}/manifest.tsv` }, manifestTsv(entries));
       tar!.finish();
       await message!.end();
     }
@@ -491,10 +498,9 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     );
     if (opts.dryRun) return { manifest, hashes, problems, unreadable, stats, outcomes };
 
-    // bytes at once: the JSON string of 40,000 names is twice their size (UTF-16) and short-lived
-    const manifestJson = Buffer.from(JSON.stringify(manifest));
-    const manifestBytes = await encryptBuffer(manifestJson, sealing, compression);
-    await writers.each((w) => w.putBuffer(MANIFEST, manifestBytes, sha256Hex(manifestBytes)));
+    const manifestJson = manifestBytes(manifest);
+    const sealedManifest = await encryptBuffer(manifestJson, sealing, compression);
+    await writers.each((w) => w.putBuffer(MANIFEST, sealedManifest, sha256Hex(sealedManifest)));
     await writers.each(async (w, p) => {
       const info: GenerationInfo = {
         format: 1,
@@ -506,7 +512,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
         chainDirs: chainDirsOf(manifest.chain, p.listing.committed, p.backend, level, id),
         createdAt: manifest.createdAt,
         suspicious: outcomes.get(p.target.name)!.suspicious,
-        volumes: sink!.volumes.length,
+        volumes: message!.volumes.length,
         stats: { files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes },
         createdBy: `cerberus ${VERSION}`,
       };
@@ -527,7 +533,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     });
     return { manifest, manifestJson, hashes, problems, unreadable, stats, outcomes };
   } catch (err) {
-    if (sink) await finished(sink.destroy()).catch(() => undefined);
+    await message?.abort();
     if (!opts.dryRun) await writers.abortAll();
     throw err;
   } finally {

@@ -1,5 +1,5 @@
 import { CerberusError } from '../errors.js';
-import { parseManifest, type Manifest } from '../engine/manifest.js';
+import { manifestBytes, parseManifest, type Manifest } from '../engine/manifest.js';
 import type { StateCache } from '../engine/state-cache.js';
 import { decryptBuffer, encryptBuffer, type CryptomatorKeys } from '../formats/cryptomator/index.js';
 import { formatSums, parseSums, SUMS, type Generation } from '../repository/generations.js';
@@ -31,7 +31,7 @@ export async function saveVaultState(cache: StateCache, id: string, state: Vault
 }
 
 export function encryptManifest(keys: CryptomatorKeys, m: Manifest): Buffer {
-  return encryptBuffer('SIV_GCM', keys, Buffer.from(JSON.stringify(m)));
+  return encryptBuffer('SIV_GCM', keys, manifestBytes(m));
 }
 
 export function vaultSumsText(objects: Record<string, string>): Buffer {

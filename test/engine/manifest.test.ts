@@ -135,7 +135,7 @@ describe('manifestTsv', () => {
       link('l\tink', 'to\nwhere\\'),
       dir('d'),
     ];
-    const tsv = manifestTsv(entries);
+    const tsv = manifestTsv(entries).toString('utf8');
     const lines = tsv.split('\n');
     expect(tsv.endsWith('\n')).toBe(true);
     expect(lines).toHaveLength(entries.length + 2); // header, entries, final empty string

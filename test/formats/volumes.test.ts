@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_VOLUMES, VOLUME_PATTERN, VolumeSink, volumeName, type SpooledVolume } from '../../src/formats/volumes.js';
+import { MAX_VOLUMES, VOLUME_PATTERN, VolumeCutter, volumeName, type SpooledVolume } from '../../src/formats/volumes.js';
 
 let spool: string;
 beforeEach(async () => {
@@ -40,19 +39,22 @@ function chunked(data: Buffer, sizes: number[]): Buffer[] {
   return out;
 }
 
-/** Runs data through a VolumeSink; each volume is read (and removed, as an upload would) in onVolume. */
-async function cut(data: Buffer, volumeSize: number, chunkSizes: number[]) {
+/** Runs data through a VolumeCutter; each volume is read (and removed, as an upload would) when it closes. */
+function cut(data: Buffer, volumeSize: number, chunkSizes: number[], perCall = 1) {
   const handed: Array<SpooledVolume & { content: Buffer }> = [];
-  const sink = new VolumeSink(spool, volumeSize, async (v) => {
-    const content = await fsp.readFile(v.file);
+  const opened: number[] = [];
+  const cutter = new VolumeCutter(spool, volumeSize, (i) => opened.push(i), (v) => {
+    const content = fs.readFileSync(v.file);
     handed.push({ ...v, content });
-    await fsp.rm(v.file);
+    fs.rmSync(v.file);
   });
-  await pipeline(Readable.from(chunked(data, chunkSizes)), sink);
-  return { handed, sink };
+  const chunks = chunked(data, chunkSizes);
+  for (let i = 0; i < chunks.length; i += perCall) cutter.write(chunks.slice(i, i + perCall));
+  cutter.end();
+  return { handed, opened };
 }
 
-describe('VolumeSink', () => {
+describe('VolumeCutter', () => {
   const V = 1000;
   const cases: Array<[number, number[]]> = [];
   for (const total of [1, V - 1, V, V + 1, 2 * V - 1, 2 * V, 2 * V + 1]) {
@@ -61,12 +63,12 @@ describe('VolumeSink', () => {
   // byte by byte around the first boundary
   for (const total of [V - 1, V, V + 1]) cases.push([total, [1]]);
   for (const [total, chunks] of cases) {
-    it(`cuts ${total} bytes into volumes of ${V} (written in chunks of ${chunks.join(',')})`, async () => {
+    it(`cuts ${total} bytes into volumes of ${V} (written in chunks of ${chunks.join(',')})`, () => {
       const data = bytes(total);
-      const { handed, sink } = await cut(data, V, chunks);
+      const { handed, opened } = cut(data, V, chunks);
       const expected = Math.ceil(total / V);
       expect(handed).toHaveLength(expected);
-      expect(sink.volumes).toEqual(handed.map(({ content: _, ...v }) => v));
+      expect(opened).toEqual(handed.map((v) => v.index));
       for (const [i, v] of handed.entries()) {
         expect(v.index).toBe(i + 1);
         expect(v.name).toBe(volumeName(i + 1));
@@ -76,87 +78,40 @@ describe('VolumeSink', () => {
         expect(v.sha256).toBe(sha(v.content));
       }
       expect(Buffer.concat(handed.map((v) => v.content)).equals(data)).toBe(true);
-      // each volume was gone before the sink finished: nothing left in the spool
-      expect(await fsp.readdir(spool)).toEqual([]);
+      expect(fs.readdirSync(spool)).toEqual([]);
     });
   }
 
-  it('makes no volume from no bytes', async () => {
-    const { handed } = await cut(Buffer.alloc(0), 10, [1]);
+  it('makes no volume from no bytes', () => {
+    const { handed, opened } = cut(Buffer.alloc(0), 10, [1]);
     expect(handed).toEqual([]);
+    expect(opened).toEqual([]);
   });
 
-  it('writes the next volume while one uploads, but starts no second upload until the first has finished', async () => {
-    const V = 100;
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const calls: number[] = [];
-    const sink = new VolumeSink(spool, V, async (v) => {
-      calls.push(v.index);
-      if (v.index === 1) await gate;
-    });
-    const done = [false, false, false];
-    sink.write(bytes(V), () => (done[0] = true));
-    sink.write(bytes(V), () => (done[1] = true));
-    sink.write(bytes(10), () => (done[2] = true));
-    await waitFor(() => done[0]!);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    // volume 2 is written while volume 1 uploads, and waits for that upload before its own
-    expect(calls).toEqual([1]);
-    expect(done).toEqual([true, false, false]);
-    expect((await fsp.readdir(spool)).sort()).toEqual([volumeName(1), volumeName(2)]);
-    release();
-    await waitFor(() => done[2]!);
-    await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    expect(calls).toEqual([1, 2, 3]);
-    expect(sink.volumes.map((v) => v.size)).toEqual([V, V, 10]);
-  });
-
-  it('cuts batched writes (writev) at volume boundaries, byte for byte', async () => {
-    const V = 1000;
+  it('cuts many chunks given at once (one writev per volume) at volume boundaries, byte for byte', () => {
     const data = bytes(5 * V + 123);
-    const sink = new VolumeSink(spool, V, async () => undefined);
-    // written at once, most of these wait in the sink's buffer and arrive together in _writev
-    for (const c of chunked(data, [1, 7, 300, 1, 999, 2048])) sink.write(c);
-    await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    expect(sink.volumes.map((v) => v.size)).toEqual([V, V, V, V, V, 123]);
-    const back = Buffer.concat(await Promise.all(sink.volumes.map((v) => fsp.readFile(v.file))));
-    expect(back.equals(data)).toBe(true);
-    for (const v of sink.volumes) expect(v.sha256).toBe(createHash('sha256').update(await fsp.readFile(v.file)).digest('hex'));
+    const { handed } = cut(data, V, [1, 7, 300, 1, 999, 2048], 50);
+    expect(handed.map((v) => v.size)).toEqual([V, V, V, V, V, 123]);
+    expect(Buffer.concat(handed.map((v) => v.content)).equals(data)).toBe(true);
   });
 
-  it('holds back a fast source while a volume uploads: bounded read-ahead', async () => {
-    const V = 256 * 1024;
-    const data = bytes(16 * V); // 4 MiB, well past the sink's 1 MiB buffer
-    let read = 0;
-    const readWhileUploading: number[] = [];
-    const sink = new VolumeSink(spool, V, async (v) => {
-      const before = read;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      readWhileUploading.push(read - before);
-      await fsp.rm(v.file);
-    });
-    const source = Readable.from(
-      (function* () {
-        for (const c of chunked(data, [16 * 1024])) {
-          read += c.length;
-          yield c;
-        }
-      })(),
-    );
-    await pipeline(source, sink);
-    expect(sink.volumes).toHaveLength(16);
-    // the source ran ahead by at most the sink buffer plus a little, never by the whole input
-    const readAhead = Math.max(...readWhileUploading);
-    expect(readAhead).toBeLessThan(2 * 1024 * 1024);
+  it('asks before each new volume, and a refusal stops it with nothing more written', () => {
+    const closed: number[] = [];
+    const cutter = new VolumeCutter(spool, 100, (i) => {
+      if (i === 3) throw new Error('no room');
+    }, (v) => closed.push(v.index));
+    expect(() => cutter.write([bytes(250)])).toThrow('no room');
+    expect(closed).toEqual([1, 2]);
+    expect(fs.readdirSync(spool).sort()).toEqual([volumeName(1), volumeName(2)]);
+    cutter.abort();
   });
 
-  it('fails the stream when onVolume fails', async () => {
-    const sink = new VolumeSink(spool, 100, async (v) => {
-      if (v.index === 2) throw new Error('upload failed');
-    });
-    await expect(pipeline(Readable.from([bytes(350)]), sink)).rejects.toThrow('upload failed');
-    expect(sink.volumes.map((v) => v.index)).toEqual([1, 2]);
+  it('refuses a volume past the last name, saying what to change', () => {
+    const cutter = new VolumeCutter(spool, 1, () => undefined, (v) => fs.rmSync(v.file));
+    const err = errorOfSync(() => cutter.write([bytes(MAX_VOLUMES + 1)]));
+    expect(err.message).toMatch(`more than ${MAX_VOLUMES} volumes`);
+    expect((err as { hint?: string }).hint).toMatch(/volumeSize/);
+    cutter.abort();
   });
 
   it('names volumes so that they sort in order', () => {
@@ -169,10 +124,11 @@ describe('VolumeSink', () => {
   });
 });
 
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 2));
+function errorOfSync(f: () => void): Error {
+  try {
+    f();
+  } catch (err) {
+    return err as Error;
   }
+  throw new Error('expected an error');
 }

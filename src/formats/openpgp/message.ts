@@ -1,11 +1,12 @@
-import { PassThrough, Readable, type Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { deflateSync } from 'node:zlib';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type * as openpgp from 'openpgp';
 import { openpgpLib } from './lib.js';
 import { CerberusError } from '../../errors.js';
 import { PacketFormatError } from './packet-stream.js';
+import { VolumeWriter, type VolumeWriterOptions } from './volume-writer.js';
+export type { VolumeWriter };
 import { IntegrityError, literalPacket, newSessionKey, openStream, Sealer, sealStream, SESSION_ALGORITHM } from './seipd.js';
 
 /** Who can open a message: public keys, or a symmetric passphrase. */
@@ -37,69 +38,14 @@ async function newSession(sealing: Sealing): Promise<{ preamble: Uint8Array; ses
   return { preamble, sessionKey };
 }
 
-/** An encrypted message being written to a stream, fed synchronously. */
-export interface MessageWriter {
-  /** Encrypts `chunk`, and is done with it on return: callers may reuse their buffers. */
-  write(chunk: Buffer): void;
-  /** Resolves once the output can take more; rejects when it failed. */
-  ready(): Promise<void>;
-  /** Ends the message and waits until the output has finished. */
-  end(): Promise<void>;
-}
-
 /**
- * A message written to `out` as its bytes arrive, without a stream in front: the backup
- * hands it tar headers and file contents straight from its read buffers.
+ * An encrypted message cut into volumes in `spoolDir`, sealed on a worker thread: see
+ * volume-writer.ts. The backup feeds it tar headers and file contents from its read buffers.
  */
-export async function messageWriter(out: Writable, sealing: Sealing, compression: Compression): Promise<MessageWriter> {
+export async function volumeWriter(opts: Omit<VolumeWriterOptions, 'preamble' | 'sessionKey'> & { sealing: Sealing }): Promise<VolumeWriter> {
+  const { sealing, ...rest } = opts;
   const { preamble, sessionKey } = await newSession(sealing);
-  let write: (chunk: Buffer) => void;
-  let head: Writable;
-  let finish: () => void;
-  if (compression === 'none') {
-    const sealer = new Sealer(preamble, sessionKey, (b) => out.write(b));
-    write = (chunk) => sealer.write(chunk);
-    head = out;
-    finish = () => {
-      sealer.end();
-      out.end();
-    };
-  } else {
-    const input = new PassThrough({ highWaterMark: 1 << 20 });
-    const sealed = sealStream(input, preamble, sessionKey, compression);
-    sealed.on('error', (err) => out.destroy(err));
-    sealed.pipe(out);
-    write = (chunk) => input.write(Buffer.from(chunk));
-    head = input;
-    finish = () => input.end();
-  }
-  const failure = (): Error | undefined => out.errored ?? (out.destroyed ? new Error('the encrypted output was closed') : undefined);
-  return {
-    write,
-    async ready() {
-      const failed = failure();
-      if (failed) throw failed;
-      if (!head.writableNeedDrain) return;
-      await new Promise<void>((resolve, reject) => {
-        const settle = (err?: Error) => {
-          head.off('drain', drained);
-          out.off('error', settle);
-          out.off('close', closed);
-          if (err) reject(err);
-          else resolve();
-        };
-        const drained = () => settle();
-        const closed = () => settle(failure() ?? new Error('the encrypted output was closed'));
-        head.on('drain', drained);
-        out.on('error', settle);
-        out.on('close', closed);
-      });
-    },
-    async end() {
-      finish();
-      await finished(out);
-    },
-  };
+  return new VolumeWriter({ ...rest, preamble, sessionKey });
 }
 
 /** A whole message in memory, by the same path as encryptStream. */

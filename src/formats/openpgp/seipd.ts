@@ -33,7 +33,7 @@ function literalHead(): Buffer {
 }
 
 /** A framer of one literal data packet, its header already written. */
-function literalFramer(emit: (b: Buffer) => void): PartialFramer {
+export function literalFramer(emit: (b: Buffer) => void): PartialFramer {
   const framer = new PartialFramer(TAG.literal, emit);
   framer.write(literalHead());
   return framer;

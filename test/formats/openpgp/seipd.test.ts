@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf } from '../../helpers/errors.js';
 import { gpg, killAgents } from '../../helpers/gpg.js';
 import { generateKeyPair, readPrivateKey, readPublicKeys, type GeneratedKeyPair } from '../../../src/formats/openpgp/keys.js';
-import { decryptBuffer, decryptStream, encryptStream, messageWriter, type Compression } from '../../../src/formats/openpgp/message.js';
+import { decryptBuffer, decryptStream, encryptStream, type Compression } from '../../../src/formats/openpgp/message.js';
 import { PARTIAL } from '../../../src/formats/openpgp/packet-stream.js';
 import { literalPacket, Sealer } from '../../../src/formats/openpgp/seipd.js';
 import { deflateSync } from 'node:zlib';
@@ -197,54 +197,5 @@ describe('decryptStream', () => {
     }
     // not random bytes: those can read as session-key packets, and then KEY is a fair answer
     expect((await errorOf(open(Buffer.from('this is no OpenPGP message. '.repeat(200))))).code).toBe('INTEGRITY');
-  });
-});
-
-describe('messageWriter (what the backup feeds from its read buffers)', () => {
-  /** A slow output: each write completes later, so the writer must wait for room. */
-  const slowSink = (chunks: Buffer[]) =>
-    new Writable({
-      highWaterMark: 64 * 1024,
-      write(chunk: Buffer, _e, cb) {
-        chunks.push(chunk);
-        setImmediate(cb);
-      },
-    });
-
-  for (const compression of ['none', 'zlib'] as const) {
-    it(`takes reused buffers, waits for room, and gpg decrypts the result (compression ${compression})`, async () => {
-      const data = Buffer.concat([Buffer.alloc(700_000, 'text '), randomBytes(3 * PARTIAL)]);
-      const out: Buffer[] = [];
-      const sink = slowSink(out);
-      const w = await messageWriter(sink, { keys: [pub] }, compression);
-      const buf = Buffer.alloc(100_003);
-      let waited = 0;
-      for (let off = 0; off < data.length; off += buf.length) {
-        const n = data.copy(buf, 0, off, off + buf.length);
-        w.write(buf.subarray(0, n));
-        buf.fill(0xee); // the writer must be done with it
-        if (sink.writableNeedDrain) waited++;
-        await w.ready();
-      }
-      await w.end();
-      if (compression === 'none') expect(waited).toBeGreaterThan(0);
-      const enc = Buffer.concat(out);
-      const r = await gpg(home, ['--passphrase', PASS, '--decrypt'], enc);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout.equals(data)).toBe(true);
-    });
-  }
-
-  it('rejects ready() and end() once the output has failed', async () => {
-    const sink = new Writable({
-      write(_c, _e, cb) {
-        cb(new Error('disk full'));
-      },
-    });
-    sink.on('error', () => undefined);
-    const w = await messageWriter(sink, { keys: [pub] }, 'none');
-    w.write(randomBytes(3 * PARTIAL));
-    await expect(w.ready()).rejects.toThrow('disk full');
-    await expect(w.end()).rejects.toThrow();
   });
 });

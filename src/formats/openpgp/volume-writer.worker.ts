@@ -1,0 +1,111 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { once } from 'node:events';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import zlib from 'node:zlib';
+import { VolumeCutter, type SpooledVolume } from '../volumes.js';
+import { literalFramer, Sealer } from './seipd.js';
+import { CONTROL, serializeError, type FromWorker, type ToWorker, type WorkerSetup } from './volume-writer-protocol.js';
+
+/**
+ * The sealing thread of a backup: plaintext arrives in transferred buffers, is encrypted
+ * (AES-CFB and the SHA-1 MDC, seipd.ts), cut into volumes and written to the spool with their
+ * SHA-256. The main thread meanwhile walks, reads and hashes the source: the two cores share
+ * the work, and the cipher's fresh output buffers never reach the main thread's heap, whose
+ * collections are the expensive ones (it holds the manifests).
+ */
+
+const port = parentPort!;
+const setup = workerData as WorkerSetup;
+const control = new Int32Array(setup.control);
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+class Stopped extends Error {}
+
+/**
+ * The cipher returns a new 1 MiB buffer for every MiB, and this thread makes almost no other
+ * garbage, so V8 would collect only once tens of megabytes of them had piled up. A collection
+ * of this small heap every few MiB takes about a millisecond and keeps them from counting
+ * against the backup's memory bound. `gc` is exposed in a new context only, not globally.
+ */
+const COLLECT_EVERY = 16 << 20;
+v8.setFlagsFromString('--expose-gc');
+const collect = vm.runInNewContext('typeof gc === "function" ? gc : () => undefined') as () => void;
+let sinceCollect = 0;
+
+/** Blocks until volume `index` may be created: at most two volumes on disk at once. */
+function waitForRoom(index: number): void {
+  for (;;) {
+    const released = Atomics.load(control, CONTROL.released);
+    if (Atomics.load(control, CONTROL.stop) !== 0) throw new Stopped();
+    if (released >= index - 2) return;
+    Atomics.wait(control, CONTROL.released, released);
+  }
+}
+
+let sealed: Buffer[] = [];
+const cutter = new VolumeCutter(setup.spoolDir, setup.volumeSize, waitForRoom, (volume: SpooledVolume) => post({ type: 'volume', volume }));
+const sealer = new Sealer(setup.preamble, Buffer.from(setup.sessionKey), (b) => sealed.push(b), setup.compression);
+const flush = () => {
+  const out = sealed;
+  sealed = [];
+  cutter.write(out);
+};
+
+/** Feeds the sealer: directly, or through a literal packet and zlib. */
+function input(): { write(chunk: Uint8Array): Promise<void> | void; end(): Promise<void> | void } {
+  if (setup.compression === 'none') {
+    return { write: (chunk) => sealer.write(chunk), end: () => undefined };
+  }
+  const deflate = zlib.createDeflate();
+  deflate.on('data', (d: Buffer) => sealer.write(d));
+  const framer = literalFramer((b) => deflate.write(b));
+  return {
+    async write(chunk) {
+      framer.write(chunk);
+      if (deflate.writableNeedDrain) await once(deflate, 'drain');
+    },
+    async end() {
+      framer.end();
+      deflate.end();
+      await once(deflate, 'end');
+    },
+  };
+}
+const feed = input();
+
+let failed = false;
+let chain: Promise<void> = Promise.resolve();
+
+async function handle(m: ToWorker): Promise<void> {
+  if (m.type === 'abort') {
+    cutter.abort();
+    process.exit(0); // ends this thread only
+  }
+  if (failed) return;
+  try {
+    if (m.type === 'data') {
+      await feed.write(new Uint8Array(m.buf, 0, m.length));
+      post({ type: 'free', buf: m.buf }, [m.buf]);
+      flush();
+      if ((sinceCollect += m.length) >= COLLECT_EVERY) {
+        sinceCollect = 0;
+        collect();
+      }
+    } else {
+      await feed.end();
+      sealer.end();
+      flush();
+      cutter.end();
+      post({ type: 'done' });
+    }
+  } catch (err) {
+    failed = true;
+    cutter.abort();
+    if (!(err instanceof Stopped)) post({ type: 'error', error: serializeError(err) });
+  }
+}
+
+port.on('message', (m: ToWorker) => {
+  chain = chain.then(() => handle(m));
+});

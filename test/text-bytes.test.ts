@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { joinedBytes, jsonArrayBytes, jsonObjectBytes } from '../src/text-bytes.js';
+
+// Names of every script, and counts on both sides of the 512-item batch.
+const names = (n: number) => Array.from({ length: n }, (_, i) => ({ path: `dossier ${i}/Ärzte 日本語 📁 "q" \\ \n${i}`, size: i }));
+
+describe('text-bytes', () => {
+  for (const n of [0, 1, 511, 512, 513, 1025]) {
+    it(`writes ${n} items as JSON that parses back to the same value`, () => {
+      const items = names(n);
+      expect(JSON.parse(jsonArrayBytes(items).toString('utf8'))).toEqual(items);
+      const head = { format: 1, id: 'x', stats: { files: n } };
+      expect(JSON.parse(jsonObjectBytes(head, 'entries', items).toString('utf8'))).toEqual({ ...head, entries: items });
+      expect(JSON.parse(jsonObjectBytes({}, 'entries', items).toString('utf8'))).toEqual({ entries: items });
+      // a Map's pairs, as the hash cache is kept
+      const map = new Map(items.map((i) => [i.path, i]));
+      expect(new Map(JSON.parse(jsonArrayBytes(map).toString('utf8')) as Array<[string, unknown]>)).toEqual(map);
+    });
+  }
+
+  it('joins lines exactly as Array.join would', () => {
+    for (const n of [0, 1, 512, 1000]) {
+      const lines = Array.from({ length: n }, (_, i) => `line ${i} ü`);
+      expect(joinedBytes(lines, (l) => l, '\n', '# head\n', '\n').toString('utf8')).toBe('# head\n' + lines.join('\n') + '\n');
+    }
+  });
+});
