@@ -35,3 +35,35 @@ export function jsonObjectBytes(head: object, key: string, items: Iterable<unkno
   const open = `${h.slice(0, -1)}${h === '{}' ? '' : ','}${JSON.stringify(key)}:[\n`;
   return joinedBytes(items, (i) => JSON.stringify(i), ',\n', open, '\n]}');
 }
+
+const NL = 0x0a;
+const COMMA = 0x2c;
+
+/**
+ * Reads what jsonArrayBytes or jsonObjectBytes wrote, an item a line, without the text as
+ * one string: `each` gets every item in order, parsed. Returns the head object (with the
+ * array member empty; undefined for a bare array), or `false` when `buf` is laid out
+ * otherwise, before calling `each`: older files are one line, to be parsed whole.
+ * Throws SyntaxError for a broken line, as JSON.parse does.
+ */
+export function readJsonLines(buf: Buffer, each: (item: unknown, index: number) => void): { head: unknown } | false {
+  const first = buf.indexOf(NL);
+  const last = buf.lastIndexOf(NL);
+  if (first < 0 || last === first) return false;
+  const open = buf.toString('utf8', 0, first);
+  const close = buf.toString('utf8', last + 1);
+  const bare = open === '[';
+  if (!open.endsWith(':[') && !bare) return false;
+  if (close !== (bare ? ']' : ']}')) return false;
+  const head: unknown = bare ? undefined : JSON.parse(open + close);
+  let index = 0;
+  for (let at = first + 1; at < last; ) {
+    const eol = buf.indexOf(NL, at);
+    const isLast = eol === last;
+    const comma = buf[eol - 1] === COMMA;
+    if (comma === isLast) throw new SyntaxError(`line ${index + 2}: ${isLast ? 'a comma after the last item' : 'no comma after an item'}`);
+    each(JSON.parse(buf.toString('utf8', at, comma ? eol - 1 : eol)), index++);
+    at = eol + 1;
+  }
+  return { head };
+}

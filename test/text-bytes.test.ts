@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { joinedBytes, jsonArrayBytes, jsonObjectBytes } from '../src/text-bytes.js';
+import { joinedBytes, jsonArrayBytes, jsonObjectBytes, readJsonLines } from '../src/text-bytes.js';
 
 // Names of every script, and counts on both sides of the 512-item batch.
 const names = (n: number) => Array.from({ length: n }, (_, i) => ({ path: `dossier ${i}/Ärzte 日本語 📁 "q" \\ \n${i}`, size: i }));
@@ -15,8 +15,27 @@ describe('text-bytes', () => {
       // a Map's pairs, as the hash cache is kept
       const map = new Map(items.map((i) => [i.path, i]));
       expect(new Map(JSON.parse(jsonArrayBytes(map).toString('utf8')) as Array<[string, unknown]>)).toEqual(map);
+      // and back an item a line
+      const back: unknown[] = [];
+      expect(readJsonLines(jsonArrayBytes(items), (i, at) => back.push([at, i]))).toEqual({ head: undefined });
+      expect(back).toEqual(items.map((i, at) => [at, i]));
+      back.length = 0;
+      expect(readJsonLines(jsonObjectBytes(head, 'entries', items), (i) => back.push(i))).toEqual({ head: { ...head, entries: [] } });
+      expect(back).toEqual(items);
     });
   }
+
+  it('readJsonLines leaves other layouts to JSON.parse, and refuses a missing or extra comma', () => {
+    const items = names(3);
+    const none = () => {
+      throw new Error('no item expected');
+    };
+    expect(readJsonLines(Buffer.from(JSON.stringify(items)), none)).toBe(false);
+    expect(readJsonLines(Buffer.from(JSON.stringify({ entries: items }, null, 2)), none)).toBe(false);
+    const text = jsonArrayBytes(items).toString('utf8');
+    expect(() => readJsonLines(Buffer.from(text.replace('},\n', '}\n')), () => undefined)).toThrow(SyntaxError);
+    expect(() => readJsonLines(Buffer.from(text.replace('}\n]', '},\n]')), () => undefined)).toThrow(SyntaxError);
+  });
 
   it('joins lines exactly as Array.join would', () => {
     for (const n of [0, 1, 512, 1000]) {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
 import { LEVELS } from './levels.js';
-import { joinedBytes, jsonObjectBytes } from '../text-bytes.js';
+import { joinedBytes, jsonObjectBytes, readJsonLines } from '../text-bytes.js';
 
 /**
  * The manifest: the FULL state at one restore point, and for each file which generation of
@@ -74,22 +74,38 @@ export const manifestSchema = z.object({
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
-export function parseManifest(json: string, what: string): Manifest {
+/**
+ * Parses and checks a manifest. Bytes as manifestBytes writes them are read an entry a line,
+ * each checked as it comes: no text of the whole, no second copy of every entry.
+ */
+export function parseManifest(json: string | Uint8Array, what: string): Manifest {
+  const malformed = (issue: z.core.$ZodIssue | undefined, prefix: string) => {
+    const where = issue ? [prefix, ...issue.path].filter((p) => p !== '').join('.') : prefix;
+    const kind = issue?.message === 'unsafe path' ? 'UNSAFE_PATH' : 'INTEGRITY';
+    return new CerberusError(kind, `${what} is malformed at ${where}: ${issue?.message ?? 'invalid'}`, {
+      hint: 'the repository may have been tampered with; restore from another target',
+    });
+  };
   let raw: unknown;
+  let byLine = false;
+  const entries: ManifestEntry[] = [];
   try {
-    raw = JSON.parse(json);
+    const lines =
+      typeof json !== 'string' &&
+      readJsonLines(Buffer.from(json.buffer, json.byteOffset, json.byteLength), (item, i) => {
+        const e = manifestEntrySchema.safeParse(item);
+        if (!e.success) throw malformed(e.error.issues[0], `entries.${i}`);
+        entries.push(e.data);
+      });
+    byLine = lines !== false;
+    raw = lines ? lines.head : JSON.parse(typeof json === 'string' ? json : Buffer.from(json).toString('utf8'));
   } catch (err) {
+    if (err instanceof CerberusError) throw err;
     throw new CerberusError('INTEGRITY', `${what} is not valid JSON: ${(err as Error).message}`);
   }
   const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue ? issue.path.join('.') : '';
-    const kind = issue?.message === 'unsafe path' ? 'UNSAFE_PATH' : 'INTEGRITY';
-    throw new CerberusError(kind, `${what} is malformed at ${where}: ${issue?.message ?? 'invalid'}`, {
-      hint: 'the repository may have been tampered with; restore from another target',
-    });
-  }
+  if (!parsed.success) throw malformed(parsed.error.issues[0], '');
+  if (byLine) parsed.data.entries = entries;
   const m = parsed.data;
   if (m.chain[m.chain.length - 1] !== m.id) {
     throw new CerberusError('INTEGRITY', `${what}: its chain does not end with its own id ${m.id}`);

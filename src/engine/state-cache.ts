@@ -5,7 +5,7 @@ import { makeDirs } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
 import { manifestBytes, parseManifest, type Manifest } from './manifest.js';
-import { jsonArrayBytes } from '../text-bytes.js';
+import { jsonArrayBytes, readJsonLines } from '../text-bytes.js';
 
 /**
  * The local state cache. Per repository it keeps the plaintext manifests of the generations
@@ -66,14 +66,14 @@ export class StateCache {
 
   async loadManifest(id: string): Promise<Manifest | undefined> {
     const file = path.join(this.repoDir, `${id}.json`);
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await fsp.readFile(file, 'utf8');
+      bytes = await fsp.readFile(file);
     } catch {
       return undefined;
     }
     try {
-      const m = parseManifest(text, file);
+      const m = parseManifest(bytes, file);
       return m.id === id ? m : undefined;
     } catch {
       return undefined; // a damaged cache is a missing cache: the next generation is full
@@ -119,8 +119,11 @@ export class StateCache {
 
   async loadHashes(): Promise<Map<string, HashRecord>> {
     try {
-      // [path, record] pairs; older caches hold an object keyed by path
-      const raw = JSON.parse(await fsp.readFile(path.join(this.jobDir, 'hashes.json'), 'utf8')) as Array<[string, HashRecord]> | Record<string, HashRecord>;
+      // [path, record] pairs a line; older caches are one line, pairs or an object keyed by path
+      const bytes = await fsp.readFile(path.join(this.jobDir, 'hashes.json'));
+      const map = new Map<string, HashRecord>();
+      if (readJsonLines(bytes, (pair) => map.set(...(pair as [string, HashRecord])))) return map;
+      const raw = JSON.parse(bytes.toString('utf8')) as Array<[string, HashRecord]> | Record<string, HashRecord>;
       return new Map(Array.isArray(raw) ? raw : Object.entries(raw));
     } catch {
       return new Map();

@@ -51,8 +51,7 @@ export async function readManifest(backend: Backend, g: Generation, files: Gener
       hint: 'the repository was damaged or tampered with; use another restore point or target',
     });
   }
-  const json = Buffer.from(await decryptBuffer(bytes, opening, where)).toString('utf8');
-  const m = parseManifest(json, where);
+  const m = parseManifest(await decryptBuffer(bytes, opening, where), where);
   if (m.id !== g.id || m.level !== g.level) {
     throw new CerberusError('INTEGRITY', `${where} describes ${m.level}/${m.id}, not this generation`);
   }

@@ -71,7 +71,7 @@ export async function readVaultSums(backend: Backend, g: Generation): Promise<Ma
 export async function readVaultManifest(backend: Backend, g: Generation, keys: CryptomatorKeys): Promise<Manifest> {
   const label = `${g.level}/${g.id}/${VAULT_MANIFEST}`;
   const bytes = await readChecked(backend, g, VAULT_MANIFEST, 1 << 30);
-  const m = parseManifest(decryptBuffer('SIV_GCM', keys, bytes, label).toString('utf8'), label);
+  const m = parseManifest(decryptBuffer('SIV_GCM', keys, bytes, label), label);
   if (m.id !== g.id || m.level !== g.level) {
     throw new CerberusError('INTEGRITY', `${label} describes ${m.level}/${m.id}, not this generation`);
   }

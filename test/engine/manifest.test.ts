@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { CerberusError } from '../../src/errors.js';
+import { jsonObjectBytes } from '../../src/text-bytes.js';
 import {
   isSafeRelativePath,
+  manifestBytes,
   manifestTsv,
   parseManifest,
   sortEntries,
@@ -35,7 +37,23 @@ function manifest(entries: ManifestEntry[], over: Partial<Manifest> = {}): Manif
   };
 }
 
-const parse = (m: unknown) => parseManifest(JSON.stringify(m), 'test manifest');
+function attempt<T>(fn: () => T): { value?: T; error?: { code: string; message: string } } {
+  try {
+    return { value: fn() };
+  } catch (err) {
+    return { error: { code: (err as CerberusError).code, message: (err as Error).message } };
+  }
+}
+
+/** Parses `m` from one line of JSON and from manifestBytes' layout (an entry a line): both must agree. */
+const parse = (m: unknown) => {
+  const whole = attempt(() => parseManifest(JSON.stringify(m), 'test manifest'));
+  const { entries, ...head } = m as { entries: unknown[] };
+  const byLine = attempt(() => parseManifest(jsonObjectBytes(head, 'entries', entries), 'test manifest'));
+  expect(byLine).toEqual(whole);
+  if (whole.error) throw Object.assign(new CerberusError(whole.error.code as 'INTEGRITY', whole.error.message));
+  return whole.value!;
+};
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -110,6 +128,20 @@ describe('parseManifest', () => {
     expect(codeOf(() => parse(manifest([file('a', { size: -1 })])))).toBe('INTEGRITY');
     expect(codeOf(() => parse(manifest([{ ...file('a'), type: 'fifo' } as unknown as ManifestEntry])))).toBe('INTEGRITY');
     expect(codeOf(() => parse(manifest([link('a', '')])))).toBe('INTEGRITY');
+  });
+});
+
+describe('manifestBytes', () => {
+  it('writes an entry a line, and parseManifest reads it back; a broken line is INTEGRITY', () => {
+    const m = manifest([dir('ä'), file('ä/new\nline "q".txt'), link('ä/l', 'x')]);
+    const bytes = manifestBytes(m);
+    expect(bytes.toString('utf8').split('\n')).toHaveLength(m.entries.length + 2);
+    expect(parseManifest(bytes, 'm')).toEqual(m);
+    expect(parseManifest(manifestBytes(manifest([])), 'm').entries).toEqual([]);
+    const noComma = Buffer.from(bytes.toString('utf8').replace('},\n', '}\n'));
+    expect(codeOf(() => parseManifest(noComma, 'm'))).toBe('INTEGRITY');
+    const cut = bytes.subarray(0, bytes.length - 10);
+    expect(codeOf(() => parseManifest(cut, 'm'))).toBe('INTEGRITY');
   });
 });
 
