@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { generateKeyPair, readPrivateKey, readPublicKeys } from '../../src/formats/openpgp/keys.js';
 
 export interface GpgResult {
   code: number;
@@ -29,4 +32,21 @@ export async function killAgents(homes: string[]): Promise<void> {
   for (const home of homes) {
     await new Promise((resolve) => spawn('gpgconf', ['--homedir', home, '--kill', 'all'], { env: { PATH: process.env.PATH } }).on('close', resolve));
   }
+}
+
+/**
+ * A fresh key pair in `dir` (pub.asc, sec.asc), read by cerberus and imported into a gpg home
+ * of its own (`dir/gnupg`), so a test can check what gpg makes of cerberus's output.
+ */
+export async function keyPairWithGpg(dir: string, name: string, passphrase: string) {
+  const pair = await generateKeyPair({ name, rsa: false, passphrase });
+  await fsp.writeFile(path.join(dir, 'pub.asc'), pair.publicArmored);
+  await fsp.writeFile(path.join(dir, 'sec.asc'), pair.privateArmored);
+  const pub = (await readPublicKeys([path.join(dir, 'pub.asc')]))[0]!;
+  const priv = await readPrivateKey(path.join(dir, 'sec.asc'), passphrase);
+  const home = path.join(dir, 'gnupg');
+  await fsp.mkdir(home, { mode: 0o700 });
+  const imported = await gpg(home, ['--passphrase', passphrase, '--import', path.join(dir, 'sec.asc')]);
+  if (imported.code !== 0) throw new Error(`gpg --import failed: ${imported.stderr}`);
+  return { pair, pub, priv, home };
 }

@@ -110,7 +110,7 @@ export async function decryptStream(input: Readable, opening: Opening, what: str
     input.destroy();
     throw decryptionError(err, what);
   }
-  if ('plaintext' in opened) return mapErrors(opened.plaintext, what);
+  if ('plaintext' in opened) return mapErrors(opened.plaintext, what, input);
   try {
     const message = await pgp.readMessage({
       binaryMessage: Readable.toWeb(Readable.from(opened.fallback, { objectMode: false })) as unknown as ReadableStream<Uint8Array>,
@@ -121,14 +121,14 @@ export async function decryptStream(input: Readable, opening: Opening, what: str
       format: 'binary',
       config: { ...baseConfig, allowUnauthenticatedStream: true },
     });
-    return mapErrors(Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>), what);
+    return mapErrors(Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>), what, input);
   } catch (err) {
     throw decryptionError(err, what);
   }
 }
 
-/** The same stream, its failures mapped to errors a user can act on. */
-function mapErrors(out: Readable, what: string): Readable {
+/** The same stream, its failures mapped to errors a user can act on; closing it closes the input too. */
+function mapErrors(out: Readable, what: string, input: Readable): Readable {
   const mapped = new Readable({ read() {} });
   out.on('data', (c: Uint8Array) => {
     if (!mapped.push(c)) out.pause();
@@ -136,6 +136,9 @@ function mapErrors(out: Readable, what: string): Readable {
   mapped._read = () => out.resume();
   out.on('end', () => mapped.push(null));
   out.on('error', (err) => mapped.destroy(decryptionError(err, what)));
-  mapped.on('close', () => out.destroy());
+  mapped.on('close', () => {
+    out.destroy();
+    input.destroy();
+  });
   return mapped;
 }

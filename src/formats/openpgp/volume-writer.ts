@@ -1,23 +1,31 @@
 import { Worker } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import type { SpooledVolume } from '../volumes.js';
-import { CONTROL, deserializeError, type FromWorker, type ToWorker, type WorkerSetup } from './volume-writer-protocol.js';
+import { deserializeError, Outbox, workerModule, type SerializedError } from './workers.js';
 
-/** Plaintext goes to the worker in buffers of this size, at most POOL of them at once. */
-const CHUNK = 1 << 20;
-const POOL = 4;
-
-/**
- * The worker's module. Under vitest this file runs as TypeScript, which a worker thread
- * cannot load, so the built copy is used (`npm test` builds first).
- */
-function workerModule(): URL {
-  const here = fileURLToPath(import.meta.url);
-  if (!here.endsWith('.ts')) return new URL('./volume-writer.worker.js', import.meta.url);
-  const root = path.resolve(path.dirname(here), '../../..');
-  return new URL(`file://${path.join(root, 'dist', path.relative(path.join(root, 'src'), path.dirname(here)), 'volume-writer.worker.js')}`);
+/** What the sealing worker is started with (structured-cloned; the key never leaves the process). */
+export interface WriterSetup {
+  spoolDir: string;
+  volumeSize: number;
+  preamble: Uint8Array;
+  sessionKey: Uint8Array;
+  compression: 'none' | 'zlib';
+  /** Int32Array over it, indexed by CONTROL */
+  control: SharedArrayBuffer;
 }
+
+/** Slots of the shared control array. */
+export const CONTROL = { released: 0, stop: 1 } as const;
+
+export type ToWriter = { type: 'data'; buf: ArrayBuffer; length: number } | { type: 'end' } | { type: 'abort' };
+
+export type FromWriter =
+  | { type: 'free'; buf: ArrayBuffer }
+  | { type: 'volume'; volume: SpooledVolume }
+  | { type: 'done' }
+  | { type: 'error'; error: SerializedError };
+
+/** Plaintext goes to the worker in buffers of 1 MiB, at most this many at once. */
+const POOL = 4;
 
 export interface VolumeWriterOptions {
   spoolDir: string;
@@ -41,10 +49,7 @@ export class VolumeWriter {
   readonly volumes: SpooledVolume[] = [];
   private readonly worker: Worker;
   private readonly control = new Int32Array(new SharedArrayBuffer(8));
-  private readonly free: ArrayBuffer[] = [];
-  private away = 0;
-  private cur: Buffer;
-  private filled = 0;
+  private readonly outbox: Outbox;
   private failure: Error | undefined;
   private wake: Array<() => void> = [];
   private uploading: Promise<void> = Promise.resolve();
@@ -52,7 +57,7 @@ export class VolumeWriter {
   private readonly exited: Promise<void>;
 
   constructor(private readonly opts: VolumeWriterOptions) {
-    const setup: WorkerSetup = {
+    const setup: WriterSetup = {
       spoolDir: opts.spoolDir,
       volumeSize: opts.volumeSize,
       preamble: opts.preamble,
@@ -60,21 +65,20 @@ export class VolumeWriter {
       compression: opts.compression,
       control: this.control.buffer as SharedArrayBuffer,
     };
-    this.worker = new Worker(workerModule(), { workerData: setup });
+    this.worker = new Worker(workerModule('volume-writer.worker'), { workerData: setup });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.on('message', (m: FromWorker) => this.received(m));
+    this.worker.on('message', (m: FromWriter) => this.received(m));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.once('exit', () => {
       if (!this.finished) this.fail(new Error('the encryption thread stopped before the end of the data'));
     });
-    this.cur = this.take();
+    this.outbox = new Outbox((buf, length) => this.send({ type: 'data', buf, length }, [buf]), 1 << 20, POOL);
   }
 
-  private received(m: FromWorker): void {
+  private received(m: FromWriter): void {
     switch (m.type) {
       case 'free':
-        this.away--;
-        this.free.push(m.buf);
+        this.outbox.returned(m.buf);
         break;
       case 'volume': {
         const v = m.volume;
@@ -95,6 +99,10 @@ export class VolumeWriter {
         this.fail(deserializeError(m.error));
         break;
     }
+    this.wakeAll();
+  }
+
+  private wakeAll(): void {
     const waiting = this.wake;
     this.wake = [];
     for (const w of waiting) w();
@@ -106,38 +114,16 @@ export class VolumeWriter {
     Atomics.store(this.control, CONTROL.stop, 1);
     Atomics.store(this.control, CONTROL.released, 1 << 30);
     Atomics.notify(this.control, CONTROL.released);
-    const waiting = this.wake;
-    this.wake = [];
-    for (const w of waiting) w();
+    this.wakeAll();
   }
 
-  private take(): Buffer {
-    return Buffer.from(this.free.pop() ?? new ArrayBuffer(CHUNK));
-  }
-
-  private send(m: ToWorker, transfer: ArrayBuffer[] = []): void {
+  private send(m: ToWriter, transfer: ArrayBuffer[] = []): void {
     this.worker.postMessage(m, transfer);
-  }
-
-  private sendCurrent(): void {
-    if (this.filled === 0) return;
-    const buf = this.cur.buffer as ArrayBuffer;
-    this.away++;
-    this.send({ type: 'data', buf, length: this.filled }, [buf]);
-    this.cur = this.take();
-    this.filled = 0;
   }
 
   /** Takes a copy of `chunk`: the caller may reuse it on return. */
   write(chunk: Uint8Array): void {
-    let off = 0;
-    while (off < chunk.length) {
-      const n = Math.min(CHUNK - this.filled, chunk.length - off);
-      this.cur.set(chunk.subarray(off, off + n), this.filled);
-      this.filled += n;
-      off += n;
-      if (this.filled === CHUNK) this.sendCurrent();
-    }
+    this.outbox.write(chunk);
   }
 
   private async until(done: () => boolean): Promise<void> {
@@ -148,12 +134,12 @@ export class VolumeWriter {
   /** Resolves once the worker can take more; rejects when writing or an upload failed. */
   async ready(): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.away >= POOL) await this.until(() => this.away < POOL);
+    if (this.outbox.full) await this.until(() => !this.outbox.full);
   }
 
   /** Ends the message; resolves with every volume once the last has been handed on. */
   async end(): Promise<SpooledVolume[]> {
-    this.sendCurrent();
+    this.outbox.flush();
     this.send({ type: 'end' });
     await this.until(() => this.finished);
     await this.uploading;

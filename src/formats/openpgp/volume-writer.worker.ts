@@ -1,11 +1,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { once } from 'node:events';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import zlib from 'node:zlib';
 import { VolumeCutter, type SpooledVolume } from '../volumes.js';
 import { literalFramer, Sealer } from './seipd.js';
-import { CONTROL, serializeError, type FromWorker, type ToWorker, type WorkerSetup } from './volume-writer-protocol.js';
+import { CONTROL, type FromWriter, type ToWriter, type WriterSetup } from './volume-writer.js';
+import { collector, serializeError } from './workers.js';
 
 /**
  * The sealing thread of a backup: plaintext arrives in transferred buffers, is encrypted
@@ -16,22 +15,13 @@ import { CONTROL, serializeError, type FromWorker, type ToWorker, type WorkerSet
  */
 
 const port = parentPort!;
-const setup = workerData as WorkerSetup;
+const setup = workerData as WriterSetup;
 const control = new Int32Array(setup.control);
-const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+const post = (m: FromWriter, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 class Stopped extends Error {}
 
-/**
- * The cipher returns a new 1 MiB buffer for every MiB, and this thread makes almost no other
- * garbage, so V8 would collect only once tens of megabytes of them had piled up. A collection
- * of this small heap every few MiB takes about a millisecond and keeps them from counting
- * against the backup's memory bound. `gc` is exposed in a new context only, not globally.
- */
-const COLLECT_EVERY = 16 << 20;
-v8.setFlagsFromString('--expose-gc');
-const collect = vm.runInNewContext('typeof gc === "function" ? gc : () => undefined') as () => void;
-let sinceCollect = 0;
+const collect = collector();
 
 /** Blocks until volume `index` may be created: at most two volumes on disk at once. */
 function waitForRoom(index: number): void {
@@ -77,7 +67,7 @@ const feed = input();
 let failed = false;
 let chain: Promise<void> = Promise.resolve();
 
-async function handle(m: ToWorker): Promise<void> {
+async function handle(m: ToWriter): Promise<void> {
   if (m.type === 'abort') {
     cutter.abort();
     process.exit(0); // ends this thread only
@@ -88,10 +78,7 @@ async function handle(m: ToWorker): Promise<void> {
       await feed.write(new Uint8Array(m.buf, 0, m.length));
       post({ type: 'free', buf: m.buf }, [m.buf]);
       flush();
-      if ((sinceCollect += m.length) >= COLLECT_EVERY) {
-        sinceCollect = 0;
-        collect();
-      }
+      collect(m.length);
     } else {
       await feed.end();
       sealer.end();
@@ -106,6 +93,6 @@ async function handle(m: ToWorker): Promise<void> {
   }
 }
 
-port.on('message', (m: ToWorker) => {
+port.on('message', (m: ToWriter) => {
   chain = chain.then(() => handle(m));
 });

@@ -6,8 +6,8 @@ import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf } from '../../helpers/errors.js';
-import { gpg, killAgents } from '../../helpers/gpg.js';
-import { generateKeyPair, readPrivateKey, readPublicKeys, type GeneratedKeyPair } from '../../../src/formats/openpgp/keys.js';
+import { gpg, keyPairWithGpg, killAgents } from '../../helpers/gpg.js';
+import { generateKeyPair, readPrivateKey } from '../../../src/formats/openpgp/keys.js';
 import { decryptBuffer, decryptStream, encryptStream, type Compression } from '../../../src/formats/openpgp/message.js';
 import { PARTIAL } from '../../../src/formats/openpgp/packet-stream.js';
 import { literalPacket, Sealer } from '../../../src/formats/openpgp/seipd.js';
@@ -19,7 +19,6 @@ import { deflateSync } from 'node:zlib';
 const PASS = 'pass phrase';
 let tmp: string;
 let home: string;
-let pair: GeneratedKeyPair;
 let pub: openpgp.PublicKey;
 let priv: openpgp.PrivateKey;
 
@@ -42,15 +41,7 @@ const open = async (enc: Buffer, chunk = 65_536): Promise<Buffer> => collect(awa
 
 beforeAll(async () => {
   tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'cerb-seipd-'));
-  pair = await generateKeyPair({ name: 'seipd', rsa: false, passphrase: PASS });
-  await fsp.writeFile(path.join(tmp, 'pub.asc'), pair.publicArmored);
-  await fsp.writeFile(path.join(tmp, 'sec.asc'), pair.privateArmored);
-  pub = (await readPublicKeys([path.join(tmp, 'pub.asc')]))[0]!;
-  priv = await readPrivateKey(path.join(tmp, 'sec.asc'), PASS);
-  home = path.join(tmp, 'gnupg');
-  await fsp.mkdir(home, { mode: 0o700 });
-  const imported = await gpg(home, ['--passphrase', PASS, '--import', path.join(tmp, 'sec.asc')]);
-  expect(imported.code, imported.stderr).toBe(0);
+  ({ pub, priv, home } = await keyPairWithGpg(tmp, 'seipd', PASS));
 });
 
 afterAll(async () => {
@@ -111,6 +102,21 @@ describe('encryptStream (SEIPD v1 through node:crypto)', () => {
 });
 
 describe('decryptStream', () => {
+  it('a reader that stops early closes the input (the volume being read)', async () => {
+    const data = randomBytes(8 * PARTIAL);
+    const enc = await seal(data, 'none');
+    const input = chunksOf(enc, 65_536);
+    const plain = await decryptStream(input, { key: priv }, 'volume');
+    let got = 0;
+    for await (const c of plain) {
+      got += (c as Buffer).length;
+      if (got >= PARTIAL) break; // destroys the stream
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(plain.destroyed).toBe(true);
+    expect(input.destroyed).toBe(true);
+  });
+
   it('reads what openpgp.js wrote (repositories from before this path)', async () => {
     const data = randomBytes(2 * PARTIAL + 5);
     for (const c of [openpgp.enums.compression.uncompressed, openpgp.enums.compression.zlib, openpgp.enums.compression.zip]) {

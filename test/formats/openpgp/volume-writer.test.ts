@@ -4,12 +4,11 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { gpg, killAgents } from '../../helpers/gpg.js';
-import { generateKeyPair, readPublicKeys } from '../../../src/formats/openpgp/keys.js';
+import { gpg, keyPairWithGpg, killAgents } from '../../helpers/gpg.js';
 import { volumeWriter, type VolumeWriter } from '../../../src/formats/openpgp/message.js';
 import { PARTIAL } from '../../../src/formats/openpgp/packet-stream.js';
 import type { SpooledVolume } from '../../../src/formats/volumes.js';
-import { deserializeError, serializeError } from '../../../src/formats/openpgp/volume-writer-protocol.js';
+import { deserializeError, serializeError } from '../../../src/formats/openpgp/workers.js';
 import { CerberusError } from '../../../src/errors.js';
 import type * as openpgp from 'openpgp';
 
@@ -24,14 +23,7 @@ let spool: string;
 
 beforeAll(async () => {
   tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'cerb-volwriter-'));
-  const pair = await generateKeyPair({ name: 'volumes', rsa: false, passphrase: PASS });
-  await fsp.writeFile(path.join(tmp, 'pub.asc'), pair.publicArmored);
-  await fsp.writeFile(path.join(tmp, 'sec.asc'), pair.privateArmored);
-  pub = (await readPublicKeys([path.join(tmp, 'pub.asc')]))[0]!;
-  home = path.join(tmp, 'gnupg');
-  await fsp.mkdir(home, { mode: 0o700 });
-  const imported = await gpg(home, ['--passphrase', PASS, '--import', path.join(tmp, 'sec.asc')]);
-  expect(imported.code, imported.stderr).toBe(0);
+  ({ pub, home } = await keyPairWithGpg(tmp, 'volumes', PASS));
 });
 
 afterAll(async () => {
