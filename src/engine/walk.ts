@@ -128,7 +128,9 @@ async function* walkDir(dir: SourceEntry, isRoot: boolean, exclude: Excluder, op
   if (!isRoot) yield { kind: 'enter', entry: dir };
   let names: string[];
   try {
-    names = (await fsp.readdir(dir.abs)).sort(byName);
+    // synchronously, as the lstat calls below: a round trip through the thread pool per
+    // folder left the main thread idle for a quarter of a no-change run
+    names = fs.readdirSync(dir.abs).sort(byName);
   } catch (err) {
     // a folder deleted while we walk is simply gone, as a file would be
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {

@@ -198,6 +198,13 @@ interface Produced {
   outcomes: Map<string, TargetOutcome>;
 }
 
+/** Looks a path up once and forgets it: the walk visits each path once, and the old indexes shrink as the new state grows. */
+function take<K, V>(map: Map<K, V>, key: K): V | undefined {
+  const v = map.get(key);
+  map.delete(key);
+  return v;
+}
+
 const sameMeta = (a: ManifestEntry, e: SourceEntry) =>
   a.type === e.type && a.mode === e.mode && a.mtimeNs === e.mtimeNs && a.uid === e.uid && a.gid === e.gid;
 
@@ -358,11 +365,11 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
         case 'leave': {
           const below = open.pop() ?? false;
           const e = ev.entry;
-          const p = parentIndex.get(e.path);
+          const p = take(parentIndex, e.path);
           let changed = below || !p || !sameMeta(p, e);
           if (!changed && p) {
             // a child gone since the parent also changes this folder
-            changed = (parentChildren.get(e.path) ?? []).some((c) => seen.get(c.path) !== c.type);
+            changed = (take(parentChildren, e.path) ?? []).some((c) => seen.get(c.path) !== c.type);
           }
           const entry: ManifestEntry = { path: e.path, type: 'dir', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid };
           if (changed) {
@@ -382,7 +389,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
         }
         case 'entry': {
           const e = ev.entry;
-          const p = parentIndex.get(e.path);
+          const p = take(parentIndex, e.path);
           if (e.type === 'symlink') {
             const entry: ManifestEntry = { path: e.path, type: 'symlink', mtimeNs: e.mtimeNs, mode: e.mode, uid: e.uid, gid: e.gid, target: e.target ?? '' };
             if (!p || p.type !== 'symlink' || p.target !== entry.target || !sameMeta(p, e)) {
@@ -398,7 +405,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
             break;
           }
           // a regular file
-          const cached = oldHashes.get(e.abs);
+          const cached = take(oldHashes, e.abs);
           const known = matchesStat(cached, e) ? cached : undefined;
           const unchanged =
             known !== undefined && p !== undefined && p.type === 'file' && p.sha256 === known.sha256 && p.size === e.size && sameMeta(p, e);
