@@ -76,9 +76,11 @@ export type Manifest = z.infer<typeof manifestSchema>;
 
 /**
  * Parses and checks a manifest. Bytes as manifestBytes writes them are read an entry a line,
- * each checked as it comes: no text of the whole, no second copy of every entry.
+ * each checked as it comes: no text of the whole, no second copy of every entry. With
+ * `each`, the entries go to it one by one and are not kept (the result's list is empty, and
+ * the whole-list check for paths through links is left out): for a scan that only counts.
  */
-export function parseManifest(json: string | Uint8Array, what: string): Manifest {
+export function parseManifest(json: string | Uint8Array, what: string, each?: (e: ManifestEntry) => void): Manifest {
   const malformed = (issue: z.core.$ZodIssue | undefined, prefix: string) => {
     const where = issue ? [prefix, ...issue.path].filter((p) => p !== '').join('.') : prefix;
     const kind = issue?.message === 'unsafe path' ? 'UNSAFE_PATH' : 'INTEGRITY';
@@ -95,7 +97,8 @@ export function parseManifest(json: string | Uint8Array, what: string): Manifest
       readJsonLines(Buffer.from(json.buffer, json.byteOffset, json.byteLength), (item, i) => {
         const e = manifestEntrySchema.safeParse(item);
         if (!e.success) throw malformed(e.error.issues[0], `entries.${i}`);
-        entries.push(e.data);
+        if (each) each(e.data);
+        else entries.push(e.data);
       });
     byLine = lines !== false;
     raw = lines ? lines.head : JSON.parse(typeof json === 'string' ? json : Buffer.from(json).toString('utf8'));
@@ -106,6 +109,10 @@ export function parseManifest(json: string | Uint8Array, what: string): Manifest
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) throw malformed(parsed.error.issues[0], '');
   if (byLine) parsed.data.entries = entries;
+  if (each) {
+    for (const e of parsed.data.entries) each(e);
+    parsed.data.entries = [];
+  }
   const m = parsed.data;
   if (m.chain[m.chain.length - 1] !== m.id) {
     throw new CerberusError('INTEGRITY', `${what}: its chain does not end with its own id ${m.id}`);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { makeDirs } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
-import { manifestBytes, parseManifest, type Manifest } from './manifest.js';
+import { manifestBytes, parseManifest, type Manifest, type ManifestEntry } from './manifest.js';
 import { jsonArrayBytes, readJsonLines } from '../text-bytes.js';
 
 /**
@@ -64,7 +64,8 @@ export class StateCache {
     return fsp.mkdtemp(path.join(dir, 'run-'));
   }
 
-  async loadManifest(id: string): Promise<Manifest | undefined> {
+  /** `each`: see parseManifest; the entries go to it, and the result's list is empty. */
+  async loadManifest(id: string, each?: (e: ManifestEntry) => void): Promise<Manifest | undefined> {
     const file = path.join(this.repoDir, `${id}.json`);
     let bytes: Buffer;
     try {
@@ -73,7 +74,7 @@ export class StateCache {
       return undefined;
     }
     try {
-      const m = parseManifest(bytes, file);
+      const m = parseManifest(bytes, file, each);
       return m.id === id ? m : undefined;
     } catch {
       return undefined; // a damaged cache is a missing cache: the next generation is full

@@ -1,6 +1,6 @@
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { LEVELS, type Level } from '../engine/levels.js';
-import type { Manifest } from '../engine/manifest.js';
+import type { Manifest, ManifestEntry } from '../engine/manifest.js';
 import type { HashRecord, StateCache } from '../engine/state-cache.js';
 import type { Generation, RepositoryListing } from '../repository/generations.js';
 import type { Backend } from '../storage/backend.js';
@@ -147,18 +147,31 @@ async function verifyCommitted(backend: Backend, g: Generation): Promise<void> {
   }
 }
 
-/** Files whose content differs from the previous state: the ransomware guard's measure. */
+/**
+ * Counts the files whose content differs from a previous state (the ransomware guard's
+ * measure), seeing the previous entries one at a time: they can be streamed from the cache.
+ */
+export function changeCounter(manifest: Manifest): { see(e: ManifestEntry): void; readonly count: number } {
+  const now = new Map<string, string>();
+  for (const e of manifest.entries) if (e.type === 'file') now.set(e.path, e.sha256);
+  let n = 0;
+  return {
+    see(e) {
+      if (e.type !== 'file') return;
+      const sha = now.get(e.path);
+      if (sha !== undefined && sha !== e.sha256) n++;
+    },
+    get count() {
+      return n;
+    },
+  };
+}
+
 export function changedSince(manifest: Manifest, previous: Manifest | undefined): number {
   if (!previous) return 0;
-  const before = new Map<string, string>();
-  for (const e of previous.entries) if (e.type === 'file') before.set(e.path, e.sha256);
-  let n = 0;
-  for (const e of manifest.entries) {
-    if (e.type !== 'file') continue;
-    const old = before.get(e.path);
-    if (old !== undefined && old !== e.sha256) n++;
-  }
-  return n;
+  const counter = changeCounter(manifest);
+  for (const e of previous.entries) counter.see(e);
+  return counter.count;
 }
 
 /** The generations whose manifests the cache must keep: possible parents and the newest. */

@@ -20,7 +20,7 @@ import { PhaseLog } from '../report/phases.js';
 import { UPLOAD_PHASE } from '../report/run-report.js';
 import { archiveLargeFile, headerFields, readBuffers, type ArchivedFile } from './archive-file.js';
 import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
-import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
+import { changeCounter, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
 import { runVaultBackup } from './vault-backup.js';
 import { VERSION } from '../version.js';
 
@@ -112,8 +112,8 @@ interface TargetPlan {
   level: Level;
   parentGen: Generation | undefined;
   parent: Manifest | undefined;
-  /** the newest generation's manifest: what guards and "changed" compare against */
-  previous: Manifest | undefined;
+  /** the newest generation, what guards and "changed" compare against: its manifest is loaded only after the walk */
+  newestId: string | undefined;
 }
 
 async function planTarget(
@@ -141,8 +141,7 @@ async function planTarget(
         parentGen = undefined;
       }
     }
-    const previous = newest ? ((parent && parent.id === newest.id ? parent : await cache.loadManifest(newest.id)) ?? undefined) : undefined;
-    return { target, backend, lock, cache, listing, id, level, parentGen, parent, previous };
+    return { target, backend, lock, cache, listing, id, level, parentGen, parent, newestId: newest?.id };
   } catch (err) {
     await lock?.release();
     throw err;
@@ -211,7 +210,8 @@ const sameMeta = (a: ManifestEntry, e: SourceEntry) =>
 /** Walks the source, streams what changed since the parent into one encrypted tar, commits. */
 async function produceGeneration(input: ProduceInput): Promise<Produced> {
   const { job, plans, sealing, opts, outcomes } = input;
-  const { level, id, parent, cache } = plans[0]!;
+  const { level, id, cache } = plans[0]!;
+  let parent = plans[0]!.parent;
   const { reporter } = opts;
   const compression: Compression = openpgpOf(job).compression;
   const parentIndex = new Map<string, ManifestEntry>((parent?.entries ?? []).map((e) => [e.path, e]));
@@ -489,17 +489,27 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
 
     for (const p of plans) {
       const outcome = outcomes.get(p.target.name)!;
-      outcome.changedFiles = changedSince(manifest, p.previous);
+      // the newest generation is often not the parent: its entries are streamed from the cache
+      // and counted, never all in memory beside the new manifest
+      const counter = changeCounter(manifest);
+      const previous =
+        p.newestId === undefined ? undefined : p.newestId === parent?.id ? parent : await p.cache.loadManifest(p.newestId, (e) => counter.see(e));
+      if (previous === parent) for (const e of parent?.entries ?? []) counter.see(e);
+      outcome.changedFiles = previous ? counter.count : 0;
       outcome.suspicious = checkGuards(
         {
           rootsMissing,
           current: { files: stats.files, bytes: stats.bytes },
-          previous: p.previous ? { files: p.previous.stats.files, bytes: p.previous.stats.bytes } : undefined,
+          previous: previous ? { files: previous.stats.files, bytes: previous.stats.bytes } : undefined,
           changedFiles: outcome.changedFiles,
         },
         job.guards,
       );
     }
+    // the parent's manifest is done with: the rest of the run writes the new one and the hash
+    // cache, and a big source's are tens of megabytes each
+    parent = undefined;
+    for (const p of plans) p.parent = undefined;
     reporter.info(
       `${stats.files} files (${formatBytes(stats.bytes)}), ${stats.storedFiles} stored (${formatBytes(stats.storedBytes)}), ${stats.deleted} deleted since the parent`,
     );

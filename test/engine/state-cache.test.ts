@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateCache, type HashRecord } from '../../src/engine/state-cache.js';
+import type { Manifest, ManifestEntry } from '../../src/engine/manifest.js';
+import { changeCounter, changedSince } from '../../src/jobs/backup-finish.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -29,5 +31,34 @@ describe('StateCache hashes', () => {
     expect(await cache.loadHashes()).toEqual(new Map([['/src/a.txt', record(1)]]));
     await fsp.writeFile(path.join(cache.jobDir, 'hashes.json'), '[["/src/a.txt", {"size"');
     expect((await cache.loadHashes()).size).toBe(0);
+  });
+});
+
+describe('StateCache manifests', () => {
+  const ID = '2026-11-22T030012Z';
+  const file = (p: string, sha: string): ManifestEntry => ({ path: p, type: 'file', size: 1, mtimeNs: '1', mode: 0o644, uid: 0, gid: 0, sha256: sha.repeat(64), holder: ID });
+  const manifest = (entries: ManifestEntry[]): Manifest => ({
+    format: 1, job: 'job', id: ID, level: 'quarterly', parent: null, chain: [ID], createdAt: '2026-11-22T03:00:12.000Z', roots: ['/src'], entries,
+    stats: { files: entries.length, dirs: 0, symlinks: 0, bytes: entries.length, storedFiles: 0, storedBytes: 0, deleted: 0 },
+  });
+
+  it('round-trips a manifest, and streams its entries without keeping them for a count of changes', async () => {
+    const cache = new StateCache(tmp, 'm', 'repo');
+    const before = manifest([file('a', 'a'), file('b', 'b'), file('Ü/c', 'c'), file('gone', 'd')]);
+    await cache.saveManifest(before);
+    expect(await cache.loadManifest(ID)).toEqual(before);
+    // the new state: b and Ü/c changed, a kept, gone removed, new added
+    const counter = changeCounter(manifest([file('a', 'a'), file('b', 'e'), file('Ü/c', 'f'), file('new', '0')]));
+    const seen: string[] = [];
+    const head = await cache.loadManifest(ID, (e) => {
+      seen.push(e.path);
+      counter.see(e);
+    });
+    expect(head?.entries).toEqual([]);
+    expect(head?.stats).toEqual(before.stats);
+    expect(seen).toEqual(['a', 'b', 'Ü/c', 'gone']);
+    expect(counter.count).toBe(2);
+    expect(counter.count).toBe(changedSince(manifest([file('a', 'a'), file('b', 'e'), file('Ü/c', 'f'), file('new', '0')]), before));
+    expect(await cache.loadManifest('2026-11-23T030012Z', () => undefined)).toBeUndefined();
   });
 });
