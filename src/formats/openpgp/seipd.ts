@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual, type Cipher, type Decipher, type Hash } from 'node:crypto';
-import { Readable, Transform, type TransformCallback, type TransformOptions } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { once } from 'node:events';
 import zlib from 'node:zlib';
 import { ByteReader, PacketFormatError, PartialFramer, PartialPieces, readPacket, TAG } from './packet-stream.js';
@@ -33,7 +33,7 @@ function literalHead(): Buffer {
 }
 
 /** A framer of one literal data packet, its header already written. */
-export function literalFramer(emit: (b: Buffer) => void): PartialFramer {
+function literalFramer(emit: (b: Buffer) => void): PartialFramer {
   const framer = new PartialFramer(TAG.literal, emit);
   framer.write(literalHead());
   return framer;
@@ -48,34 +48,12 @@ export function literalPacket(data: Uint8Array): Buffer {
   return Buffer.concat(out);
 }
 
-interface SyncWriter {
-  write(chunk: Uint8Array): void;
-  end(): void;
-}
-
-/** A stream around a synchronous writer that pushes what it makes (a framer, a sealer). */
-class Through extends Transform {
-  private readonly writer: SyncWriter;
-  constructor(make: (push: (b: Buffer) => void) => SyncWriter, opts?: TransformOptions) {
-    super(opts);
-    this.writer = make((b) => this.push(b));
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.writer.write(chunk);
-    cb();
-  }
-  override _flush(cb: TransformCallback): void {
-    this.writer.end();
-    cb();
-  }
-}
-
 /**
  * Encrypts what it is given as the body of one inner packet (literal, or compressed holding a
  * literal), behind `preamble` (the session-key packets), synchronously: write() is done with
  * its argument when it returns, and `emit` gets new buffers of about 1 MiB.
  */
-export class Sealer implements SyncWriter {
+export class Sealer {
   private readonly cipher: Cipher;
   private readonly mdc: Hash = createHash('sha1');
   private readonly outer: PartialPieces;
@@ -113,19 +91,66 @@ export class Sealer implements SyncWriter {
   }
 }
 
+/** The data of one message, fed in order; end() resolves once all of it is sealed. */
+export interface SealedFeed {
+  write(chunk: Uint8Array): void | Promise<void>;
+  end(): Promise<void>;
+}
+
 /**
  * The whole message: `preamble` (session-key packets for `sessionKey`, made by openpgp.js),
- * then the data, optionally zlib-compressed, as a literal packet inside a SEIPD v1 packet.
+ * then the data as a literal packet inside a SEIPD v1 packet, to `emit`. With zlib, the
+ * literal packet goes through deflate first, and write() waits while deflate is behind.
  */
-export function sealStream(input: Readable, preamble: Uint8Array, sessionKey: Buffer, compression: 'none' | 'zlib'): Readable {
-  const seal = new Through((push) => new Sealer(preamble, sessionKey, push, compression), { readableHighWaterMark: 2 << 20, writableHighWaterMark: 1 << 20 });
-  const stages: NodeJS.ReadWriteStream[] = compression === 'none' ? [seal] : [new Through(literalFramer), zlib.createDeflate(), seal];
-  let from: Readable = input;
-  for (const s of stages) {
-    from.on('error', (err) => (s as unknown as Readable).destroy(err));
-    from = from.pipe(s) as unknown as Readable;
+export function sealedFeed(preamble: Uint8Array, sessionKey: Buffer, compression: 'none' | 'zlib', emit: (b: Buffer) => void): SealedFeed {
+  const sealer = new Sealer(preamble, sessionKey, emit, compression);
+  if (compression === 'none') {
+    return {
+      write: (chunk) => sealer.write(chunk),
+      end: async () => sealer.end(),
+    };
   }
-  return seal;
+  const deflate = zlib.createDeflate();
+  let failed: Error | undefined;
+  deflate.on('error', (err) => (failed ??= err));
+  deflate.on('data', (d: Buffer) => sealer.write(d));
+  const framer = literalFramer((b) => deflate.write(b));
+  const check = () => {
+    if (failed) throw failed;
+  };
+  return {
+    async write(chunk) {
+      check();
+      framer.write(chunk);
+      if (deflate.writableNeedDrain) await once(deflate, 'drain');
+    },
+    async end() {
+      check();
+      framer.end();
+      deflate.end();
+      await once(deflate, 'end');
+      sealer.end();
+    },
+  };
+}
+
+/** sealedFeed as a stream: `input` in, the message out. */
+export function sealStream(input: Readable, preamble: Uint8Array, sessionKey: Buffer, compression: 'none' | 'zlib'): Readable {
+  const out = new Transform({
+    readableHighWaterMark: 2 << 20,
+    writableHighWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      Promise.resolve()
+        .then(() => feed.write(chunk))
+        .then(() => cb(), cb);
+    },
+    flush(cb: TransformCallback) {
+      feed.end().then(() => cb(), cb);
+    },
+  });
+  const feed = sealedFeed(preamble, sessionKey, compression, (b) => out.push(b));
+  input.on('error', (err) => out.destroy(err));
+  return input.pipe(out);
 }
 
 export interface SessionKey {

@@ -1,8 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { once } from 'node:events';
-import zlib from 'node:zlib';
 import { VolumeCutter, type SpooledVolume } from '../volumes.js';
-import { literalFramer, Sealer } from './seipd.js';
+import { sealedFeed } from './seipd.js';
 import { CONTROL, type FromWriter, type ToWriter, type WriterSetup } from './volume-writer.js';
 import { collector, serializeError } from './workers.js';
 
@@ -35,34 +33,12 @@ function waitForRoom(index: number): void {
 
 let sealed: Buffer[] = [];
 const cutter = new VolumeCutter(setup.spoolDir, setup.volumeSize, waitForRoom, (volume: SpooledVolume) => post({ type: 'volume', volume }));
-const sealer = new Sealer(setup.preamble, Buffer.from(setup.sessionKey), (b) => sealed.push(b), setup.compression);
+const feed = sealedFeed(setup.preamble, Buffer.from(setup.sessionKey), setup.compression, (b) => sealed.push(b));
 const flush = () => {
   const out = sealed;
   sealed = [];
   cutter.write(out);
 };
-
-/** Feeds the sealer: directly, or through a literal packet and zlib. */
-function input(): { write(chunk: Uint8Array): Promise<void> | void; end(): Promise<void> | void } {
-  if (setup.compression === 'none') {
-    return { write: (chunk) => sealer.write(chunk), end: () => undefined };
-  }
-  const deflate = zlib.createDeflate();
-  deflate.on('data', (d: Buffer) => sealer.write(d));
-  const framer = literalFramer((b) => deflate.write(b));
-  return {
-    async write(chunk) {
-      framer.write(chunk);
-      if (deflate.writableNeedDrain) await once(deflate, 'drain');
-    },
-    async end() {
-      framer.end();
-      deflate.end();
-      await once(deflate, 'end');
-    },
-  };
-}
-const feed = input();
 
 let failed = false;
 let chain: Promise<void> = Promise.resolve();
@@ -81,7 +57,6 @@ async function handle(m: ToWriter): Promise<void> {
       collect(m.length);
     } else {
       await feed.end();
-      sealer.end();
       flush();
       cutter.end();
       post({ type: 'done' });
