@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'LOCKED' // another run holds the repository
   | 'GUARD' // a safety guard stopped a destructive step
   | 'SERVICE' // a service cerberus drives (Jenkins) refused or failed
+  | 'HOOK' // a job's hook command failed, hung or could not start
+  | 'INTERRUPTED' // SIGINT or SIGTERM ended the run
   | 'INTERNAL';
 
 export class CerberusError extends Error {

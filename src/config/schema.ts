@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
-import type { EncryptionConfig, JobConfig, LocalTargetConfig, S3TargetConfig, TargetTransport, WebdavTargetConfig } from './types.js';
+import type { EncryptionConfig, HookConfig, JobConfig, LocalTargetConfig, S3TargetConfig, TargetTransport, WebdavTargetConfig } from './types.js';
 import { parseDuration, parsePercent, parseSize } from './units.js';
 
 export interface SchemaContext {
@@ -14,6 +14,9 @@ export interface SchemaContext {
 export const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 export const MIN_VOLUME_SIZE = 4096;
 const DEFAULT_VOLUME_SIZE = '512MiB';
+/** long enough for a maintenance switch or a dump, short enough that a hung hook ends the night's run */
+const DEFAULT_HOOK_TIMEOUT = '10m';
+export const HOOK_NAMES = ['before', 'afterSnapshot', 'after', 'onError'] as const;
 
 /** pCloud's WebDAV endpoints, by the region the account lives in */
 export const WEBDAV_PRESETS: Record<string, string> = {
@@ -302,6 +305,34 @@ export function makeSchema(ctx: SchemaContext) {
     level: z.preprocess(orDefault(1), z.number().int().min(0).max(9)),
   };
 
+  const hookShape = {
+    run: z.union([z.string().min(1), z.array(z.string()).min(1)], { error: 'run: expected an argv list like [occ, maintenance:mode, --on], or a command line with shell: true' }),
+    shell: z.preprocess(orDefault(false), z.boolean()),
+    timeout: unit(parseDuration, DEFAULT_HOOK_TIMEOUT, 'a duration like 30s or 10m').refine((ms) => ms > 0, { error: 'must be more than 0' }),
+    cwd: z.preprocess(orDefault(ctx.dir), absPath),
+  };
+  const hookObject = z.strictObject(hookShape).transform((h, zctx): HookConfig => {
+    if (h.shell && typeof h.run !== 'string') {
+      zctx.addIssue({ code: 'custom', path: ['run'], message: 'with shell: true, run is one command line (a string), e.g. run: "occ maintenance:mode --on && sleep 1"' });
+      return z.NEVER;
+    }
+    if (!h.shell && typeof h.run === 'string') {
+      zctx.addIssue({ code: 'custom', path: ['run'], message: `a hook is an argv list, e.g. run: [${h.run.trim().split(/\s+/).join(', ')}]; for a shell command line add shell: true` });
+      return z.NEVER;
+    }
+    return { argv: typeof h.run === 'string' ? [h.run] : h.run, shell: h.shell, timeoutMs: h.timeout, cwd: h.cwd };
+  });
+  // one hook as an argv list or an object, or a list of hook objects run in order
+  const hookList = z.preprocess((v, zctx) => {
+    if (typeof v === 'string') {
+      zctx.addIssue({ code: 'custom', message: `a hook is an argv list, e.g. [${v.trim().split(/\s+/).join(', ')}], not a shell string; for a shell command line write { run: ${JSON.stringify(v)}, shell: true }` });
+      return z.NEVER;
+    }
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.length > 0 ? [{ run: v }] : [];
+    return Array.isArray(v) ? v : v === null || v === undefined ? [] : [v];
+  }, z.array(hookObject));
+  const hooksShape = Object.fromEntries(HOOK_NAMES.map((n) => [n, hookList])) as Record<(typeof HOOK_NAMES)[number], typeof hookList>;
+
   const jobShape = {
     source: z.strictObject(sourceShape),
     encryption,
@@ -317,6 +348,7 @@ export function makeSchema(ctx: SchemaContext) {
     }),
     report: z.preprocess(orDefault({}), z.strictObject(reportShape)),
     export: z.strictObject(exportShape).optional(),
+    hooks: z.preprocess(orDefault({}), z.strictObject(hooksShape)),
   };
   const job = z.strictObject(jobShape).transform((j): Omit<JobConfig, 'name'> => j);
 
@@ -339,6 +371,8 @@ export function makeSchema(ctx: SchemaContext) {
     ['jobs.*.report', Object.keys(reportShape)],
     ['jobs.*.report.github', Object.keys(githubShape)],
     ['jobs.*.export', Object.keys(exportShape)],
+    ['jobs.*.hooks', [...HOOK_NAMES]],
+    ...HOOK_NAMES.map((n): [string, string[]] => [`jobs.*.hooks.${n}.#`, Object.keys(hookShape)]),
   ]);
 
   return { schema, knownKeys };

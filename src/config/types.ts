@@ -85,6 +85,20 @@ export interface JobConfig {
   report: { github?: GithubAlertConfig };
   /** the yearly 7-Zip cold copy: its own password, never the vault's */
   export?: { password: string; level: number };
+  /** commands run around the backup, each list in order */
+  hooks: Record<HookName, HookConfig[]>;
+}
+
+export type HookName = 'before' | 'afterSnapshot' | 'after' | 'onError';
+
+/** One command a hook runs. */
+export interface HookConfig {
+  /** the program and its arguments; with shell, one command line for /bin/sh -c */
+  argv: string[];
+  shell: boolean;
+  timeoutMs: number;
+  /** absolute; the config file's folder unless set */
+  cwd: string;
 }
 
 /** Failures and recoveries as GitHub issues, one per job and target. */

@@ -7,6 +7,7 @@ import type { Backend } from '../storage/backend.js';
 import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
 import { PhaseLog } from '../report/phases.js';
+import type { BackupHookCalls, HookOutcome } from './backup-hooks.js';
 import type { ApplyStats } from '../vault/apply.js';
 import { CerberusError, describeError } from '../errors.js';
 import { generationId } from '../engine/levels.js';
@@ -22,6 +23,12 @@ export interface BackupOptions {
   open: OpenTarget;
   /** where the steps of the run are recorded for --report */
   phases?: PhaseLog;
+  /** the environment hooks inherit; cerberus's own when absent */
+  env?: NodeJS.ProcessEnv;
+  /** rejects when the run is to stop (SIGINT, SIGTERM): the hooks owed still run */
+  interrupted?: Promise<never>;
+  /** set by runBackup for the engines: where hooks run */
+  hooks?: BackupHookCalls;
 }
 
 /** The counts of one run, the same for both repository kinds. */
@@ -46,6 +53,8 @@ export interface TargetBackupResult {
 export interface BackupResult {
   job: string;
   targets: TargetBackupResult[];
+  /** the hooks that ran, in order; absent when none did */
+  hooks?: HookOutcome[];
 }
 
 /** What finishing a target needs to know about its part of the run. */
@@ -203,7 +212,8 @@ export async function listForRun(backend: Backend, target: string, now: Date): P
 
 /** Errors that end the whole run rather than one target's part of it. */
 export function isRunFatal(err: unknown): boolean {
-  return err instanceof CerberusError && (err.code === 'LOCKED' || err.code === 'USAGE' || err.code === 'CONFIG');
+  // a failed `before` hook or an interruption stops every target, not just the one at hand
+  return err instanceof CerberusError && ['LOCKED', 'USAGE', 'CONFIG', 'HOOK', 'INTERRUPTED'].includes(err.code);
 }
 
 /** Why a target failed, without the "target x: " that storage and key errors already carry. */

@@ -22,12 +22,41 @@ import { archiveLargeFile, headerFields, readBuffers, type ArchivedFile } from '
 import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
 import { changeCounter, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
 import { runVaultBackup } from './vault-backup.js';
+import { BackupHooks, type RunStatus } from './backup-hooks.js';
 import { VERSION } from '../version.js';
 
 export type { BackupOptions, BackupResult, BackupStats, TargetBackupResult };
 
+/** One backup run of a job, with its hooks around it. */
 export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
-  if (job.encryption.kind === 'cryptomator') return runVaultBackup(job, job.encryption, opts);
+  const phases = opts.phases ?? new PhaseLog();
+  const hooks = new BackupHooks(job, { reporter: opts.reporter, phases, env: opts.env ?? process.env, dryRun: opts.dryRun });
+  const inner = { ...opts, phases, hooks };
+  const work = job.encryption.kind === 'cryptomator' ? runVaultBackup(job, job.encryption, inner) : runOpenpgpBackup(job, inner);
+  let result: BackupResult;
+  try {
+    if (opts.interrupted) {
+      // an interrupted run's own work is abandoned where it stands (nothing is committed half)
+      work.catch(() => undefined);
+      result = await Promise.race([work, opts.interrupted]);
+    } else {
+      result = await work;
+    }
+  } catch (err) {
+    await hooks.finish('failed', err);
+    throw err;
+  }
+  await hooks.finish(runStatus(result));
+  return hooks.outcomes.length > 0 ? { ...result, hooks: hooks.outcomes } : result;
+}
+
+function runStatus(r: BackupResult): RunStatus {
+  if (r.targets.some((t) => t.status === 'failed')) return 'failed';
+  if (r.targets.some((t) => t.suspicious.length > 0 || t.problems.length > 0)) return 'warning';
+  return 'success';
+}
+
+async function runOpenpgpBackup(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
   const phases = opts.phases ?? new PhaseLog();
   const { sealing, recipients } = await sealingFor(job);
   const failed = new Map<string, string>();
@@ -47,8 +76,10 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
         fail(target.name, err);
       }
     }
+    if (plans[0]) await opts.hooks?.planned(plans[0].level, plans[0].id);
     // one encryption per distinct parent, streamed to every target that shares it
-    for (const group of groupByParent(plans)) {
+    const groups = groupByParent(plans);
+    for (const [i, group] of groups.entries()) {
       const first = group[0]!;
       opts.reporter.phase(
         `${opts.dryRun ? '[dry run] ' : ''}backup ${job.name} → ${group.map((p) => p.target.name).join(', ')}: ${first.level} ${first.id}` +
@@ -65,7 +96,7 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
         }
       };
       try {
-        run = await produceGeneration({ job, plans: group, sealing, opts, outcomes });
+        run = await produceGeneration({ job, plans: group, sealing, opts, outcomes, lastRead: i === groups.length - 1 });
         record();
       } catch (err) {
         record(err);
@@ -176,6 +207,8 @@ interface ProduceInput {
   opts: BackupOptions;
   /** filled in per target as the group's writes succeed or fail */
   outcomes: Map<string, TargetOutcome>;
+  /** no later group reads the source: its end is the snapshot's */
+  lastRead: boolean;
 }
 
 interface TargetOutcome {
@@ -453,6 +486,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
 
   try {
     await walkAll();
+    if (input.lastRead) await opts.hooks?.sourceRead();
     const deleted = (parent?.entries ?? []).filter((e) => seen.get(e.path) !== e.type).map((e) => e.path);
     stats.deleted = deleted.length;
     // the walk's indexes are done with: tens of megabytes for a big source, and the peak

@@ -28,9 +28,9 @@ import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type
  */
 export async function runVaultBackup(job: JobConfig, enc: CryptomatorEncryption, opts: BackupOptions): Promise<BackupResult> {
   const targets: TargetBackupResult[] = [];
-  for (const target of job.targets) {
+  for (const [i, target] of job.targets.entries()) {
     try {
-      targets.push(await backupTarget(job, enc, target, opts));
+      targets.push(await backupTarget(job, enc, target, opts, i === job.targets.length - 1));
     } catch (err) {
       if (isRunFatal(err)) throw err;
       const error = targetFailure(target.name, err);
@@ -44,7 +44,7 @@ export async function runVaultBackup(job: JobConfig, enc: CryptomatorEncryption,
 /** Uploads in flight while a vault is written: small files dominate, so more than for volumes. */
 const VAULT_PARALLEL = 8;
 
-async function backupTarget(job: JobConfig, enc: CryptomatorEncryption, target: TargetConfig, opts: BackupOptions): Promise<TargetBackupResult> {
+async function backupTarget(job: JobConfig, enc: CryptomatorEncryption, target: TargetConfig, opts: BackupOptions, lastRead: boolean): Promise<TargetBackupResult> {
   // plan, then the upload (copy, encryption, commit); finishTarget records verify and prune
   const phases = opts.phases ?? new PhaseLog();
   let stage: string | undefined = 'plan';
@@ -55,7 +55,7 @@ async function backupTarget(job: JobConfig, enc: CryptomatorEncryption, target: 
     since = Date.now();
   };
   try {
-    return await backupTargetStages(job, enc, target, opts, enter);
+    return await backupTargetStages(job, enc, target, opts, enter, lastRead);
   } catch (err) {
     if (stage !== undefined) phases.record(stage, target.name, Date.now() - since, describeError(err));
     throw err;
@@ -68,6 +68,8 @@ async function backupTargetStages(
   target: TargetConfig,
   opts: BackupOptions,
   enter: (stage: string | undefined) => void,
+  /** no later target reads the source: this read's end is the snapshot's */
+  lastRead: boolean,
 ): Promise<TargetBackupResult> {
   const { reporter } = opts;
   const backend = opts.open(target);
@@ -100,6 +102,7 @@ async function backupTargetStages(
         await writer.begin();
         if (previous && newest) previous = await copyNewest(backend, newest, previous, writer.workDir, target.name, opts);
       }
+      await opts.hooks?.planned(level, id);
       const applied = await applyToVault({
         backend,
         root: writer.workDir,
@@ -113,6 +116,7 @@ async function backupTargetStages(
         parallel: VAULT_PARALLEL,
         holder: id,
       });
+      if (lastRead) await opts.hooks?.sourceRead();
       const { stats } = applied;
       const manifest: Manifest = {
         format: 1,

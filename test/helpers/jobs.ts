@@ -10,6 +10,7 @@ export function vaultJob(dir: string): JobConfig {
     targets: [{ name: 'disk', type: 'local', path: path.join(dir, 'repo'), retries: 0, timeoutMs: 10_000, concurrency: 4, bwlimit: undefined }],
     retention: { daily: 7, weekly: 5, monthly: 12, quarterly: 8, keepWithinMs: 0 },
     guards: { maxShrink: 0.9, maxChanged: 0.9, minFiles: 0 },
+    hooks: { before: [], afterSnapshot: [], after: [], onError: [] },
     timezone: 'UTC',
     volumeSize: 1 << 20,
     report: {},

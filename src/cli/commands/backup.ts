@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ExitCode } from '../../errors.js';
+import { CerberusError, ExitCode } from '../../errors.js';
 import { runBackup, type BackupResult } from '../../jobs/backup.js';
 import { backupAlerts, backupTargets } from '../../jobs/backup-report.js';
 import { formatBytes, table } from '../../report/format.js';
@@ -15,7 +15,7 @@ interface BackupOptions extends JobOptions {
 }
 
 export function backupExitCode(r: BackupResult): number {
-  if (r.targets.some((t) => t.status === 'failed')) return ExitCode.failed;
+  if (r.targets.some((t) => t.status === 'failed') || r.hooks?.some((h) => h.status === 'failed')) return ExitCode.failed;
   if (r.targets.some((t) => t.suspicious.length > 0 || t.problems.length > 0)) return ExitCode.warnings;
   return ExitCode.ok;
 }
@@ -43,6 +43,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         async (run) => {
           const job = await loadJob(ctx, opts, run);
           const now = parseNow(opts.now);
+          const interrupt = ctx.ownsProcess ? interruption() : undefined;
           const r = await runBackup(job, {
             now,
             dryRun: Boolean(opts.dryRun),
@@ -51,7 +52,9 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
             reporter,
             open: storageFor(ctx, reporter),
             phases: run.phases,
-          });
+            env: ctx.env,
+            ...(interrupt ? { interrupted: interrupt.promise } : {}),
+          }).finally(() => interrupt?.dispose());
           // inside the reported run: a warning of the alerts reaches the report too
           if (!opts.dryRun) await alertGithub([job], backupAlerts(r, now), reporter);
           return r;
@@ -74,7 +77,27 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         ]);
         ctx.stdout.write(table(['target', 'status', 'level', 'id', 'files', 'size', 'stored', 'deleted', 'pruned'], rows) + '\n');
         for (const t of result.targets) if (t.error) ctx.stdout.write(`${t.target}: ${t.error}\n`);
+        for (const h of result.hooks ?? []) if (h.error) ctx.stdout.write(`hook ${h.hook}: ${h.error}\n`);
       }
       done(code);
     });
+}
+
+/**
+ * The first SIGINT or SIGTERM (Ctrl-C, a Jenkins abort) ends the run with its hooks owed run
+ * (afterSnapshot, after, onError) and its report written; a second one kills at once.
+ */
+function interruption(): { promise: Promise<never>; dispose(): void } {
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  let onSignal: (sig: NodeJS.Signals) => void = () => undefined;
+  const dispose = () => signals.forEach((s) => process.off(s, onSignal));
+  const promise = new Promise<never>((_, reject) => {
+    onSignal = (sig) => {
+      dispose();
+      reject(new CerberusError('INTERRUPTED', `interrupted by ${sig}`, { hint: 'run the backup again: the next run takes over the lock and clears the unfinished generation' }));
+    };
+  });
+  promise.catch(() => undefined);
+  for (const s of signals) process.on(s, onSignal);
+  return { promise, dispose };
 }
