@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: GnuPG and GNU tar for interop
 # checks, GNU time for the benchmarks, Apache with mod_dav for the WebDAV tests, curl for the
-# upload benchmark, 7-Zip for the yearly export, groovy and Java 17 for the Jenkinsfiles.
+# upload benchmark, 7-Zip for the yearly export, groovy and Java 17 for the Jenkinsfiles,
+# PostgreSQL (server and client) for the database sources.
 # Then the npm packages (s3rver and npm-groovy-lint among them), exactly as locked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,10 @@ command -v 7zz >/dev/null 2>&1 || need+=(7zip)
 # the Jenkinsfiles are compiled with groovy and linted with npm-groovy-lint, both on Java 17
 command -v groovy >/dev/null 2>&1 || need+=(groovy)
 ls -d /usr/lib/jvm/java-17-openjdk-* >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+# the database-source tests start their own PostgreSQL cluster (initdb, postgres) and dump it
+# with pg_dump; the package's default cluster is created but, as every daemon here, not started
+[ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

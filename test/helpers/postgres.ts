@@ -1,0 +1,237 @@
+/**
+ * A throwaway real PostgreSQL cluster (Debian's 15, else the newest installed) in a child
+ * process, for the database-source tests. Each cluster has its own data dir (under /dev/shm
+ * when it exists), socket dir and port; nothing of the system's clusters is used. It listens
+ * on 127.0.0.1 with scram-sha-256 password login, so clients take the password path.
+ *
+ * Never skipped: without the server binaries `startPostgres` throws and the tests that need
+ * it fail, so a run cannot go green without a real server. scripts/install-test-deps.sh
+ * installs them. PG_BIN overrides the folder of initdb, postgres, psql and the rest.
+ *
+ * initdb and postgres refuse to run as root: as root, they run as the `postgres` user the
+ * Debian package creates, and the cluster's folder belongs to it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface PostgresServer {
+  /** `postgres://user:password@127.0.0.1:port/db`, user and password percent-encoded */
+  url(db: string): string;
+  port: number;
+  user: string;
+  password: string;
+  /** the folder of the server's unix socket */
+  socketDir: string;
+  /** the folder of this version's initdb, postgres, psql, pg_restore… */
+  binDir: string;
+  /** the major version, e.g. 15 */
+  version: number;
+  /** libpq variables for a client of this server (password included), to spread into a child's env */
+  clientEnv(db?: string): Record<string, string>;
+  /** runs SQL with psql (unaligned, tuples only), stops at the first error; resolves with stdout */
+  psql(sql: string, db?: string): Promise<string>;
+  createDb(name: string): Promise<void>;
+  /** stops the server and removes its folder */
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 30_000;
+const PG_ROOT = '/usr/lib/postgresql';
+
+/** PG_BIN, else /usr/lib/postgresql/15/bin, else the newest version there; undefined when none has initdb. */
+export function postgresBinDir(): string | undefined {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const has = (dir: string) => fs.existsSync(path.join(dir, 'initdb')) && fs.existsSync(path.join(dir, 'postgres'));
+  const preferred = path.join(PG_ROOT, '15', 'bin');
+  if (has(preferred)) return preferred;
+  const versions = (fs.existsSync(PG_ROOT) ? fs.readdirSync(PG_ROOT) : []).filter((v) => /^\d+(\.\d+)?$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  for (const v of versions) {
+    const dir = path.join(PG_ROOT, v, 'bin');
+    if (has(dir)) return dir;
+  }
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The uid/gid to run the server as: the `postgres` user as root, else ourselves (undefined). */
+function serverUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  if (!Number.isInteger(uid) || uid <= 0 || !Number.isInteger(gid)) {
+    throw new Error('running as root, but there is no postgres user to run initdb and postgres as: install the postgresql package (scripts/install-test-deps.sh)');
+  }
+  return { uid, gid };
+}
+
+/** Runs a program to its end; rejects with its output when it fails. */
+function run(bin: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; as?: { uid: number; gid: number } } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, {
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${path.basename(bin)} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${stderr.trim() || stdout.trim()}`));
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+async function tail(file: string, lines = 30): Promise<string> {
+  const text = await fsp.readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').slice(-lines).join('\n').trim();
+}
+
+async function terminate(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, sig);
+    } catch {
+      // the group is gone already
+    }
+  };
+  // SIGINT: fast shutdown, the backends are told to go
+  kill('SIGINT');
+  const force = setTimeout(() => kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(force);
+  // a backend left behind would keep the port and the shared memory
+  kill('SIGKILL');
+}
+
+export async function startPostgres(opts: { user?: string; password?: string } = {}): Promise<PostgresServer> {
+  const binDir = postgresBinDir();
+  if (binDir === undefined || !['initdb', 'postgres', 'pg_isready', 'psql'].every((b) => fs.existsSync(path.join(binDir, b)))) {
+    throw new Error(`PostgreSQL server binaries (initdb, postgres, pg_isready, psql) not found in ${binDir ?? `${PG_ROOT}/*/bin`}: run scripts/install-test-deps.sh (as root), or set PG_BIN`);
+  }
+  const version = Number(/(\d+)(?:\.\d+)?\/bin\/?$/.exec(binDir)?.[1] ?? (await run(path.join(binDir, 'postgres'), ['--version'])).match(/(\d+)/)?.[1]);
+  const bin = (name: string) => path.join(binDir, name);
+  const user = opts.user ?? 'cerberus';
+  // characters that must be percent-encoded in a URL and quoted in a shell
+  const password = opts.password ?? 'p@ss:w/rd #1 ü%$';
+  const as = serverUser();
+
+  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const dir = await fsp.mkdtemp(path.join(base, 'cerberus-pg-'));
+  const dataDir = path.join(dir, 'data');
+  const socketDir = path.join(dir, 'sock');
+  const logFile = path.join(dir, 'server.log');
+  let port = 0;
+  let child: ChildProcess | undefined;
+
+  const launch = async (p: number): Promise<ChildProcess> => {
+    const log = fs.openSync(logFile, 'a');
+    const server = spawn(
+      bin('postgres'),
+      ['-D', dataDir, '-k', socketDir, '-p', String(p), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=30'],
+      { cwd: dir, detached: true, stdio: ['ignore', log, log], ...(as ?? {}) },
+    );
+    fs.closeSync(log);
+    server.unref();
+    server.on('error', () => undefined);
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    try {
+      for (;;) {
+        if (server.exitCode !== null || server.signalCode !== null) throw new Error(`postgres exited with ${server.signalCode ?? server.exitCode}`);
+        if (Date.now() > deadline) throw new Error(`postgres not accepting connections on port ${p} after ${READY_TIMEOUT_MS} ms`);
+        // 0: accepting connections; 1: starting up; 2: no answer yet
+        const r = spawnSync(bin('pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(p), '-t', '1'], { env: { ...process.env, PGCONNECT_TIMEOUT: '1' } });
+        if (r.status === 0) return server;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } catch (err) {
+      await terminate(server);
+      throw new Error(`postgres did not start: ${(err as Error).message}\n${await tail(logFile)}`);
+    }
+  };
+
+  try {
+    await fsp.mkdir(socketDir);
+    const pwfile = path.join(dir, 'pwfile');
+    await fsp.writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+    if (as) {
+      await fsp.chown(dir, as.uid, as.gid);
+      await fsp.chown(socketDir, as.uid, as.gid);
+      await fsp.chown(pwfile, as.uid, as.gid);
+    }
+    await run(bin('initdb'), ['-D', dataDir, '-U', user, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--no-locale', '--no-sync', '--no-instructions'], {
+      cwd: dir,
+      as,
+      env: { ...process.env, LC_ALL: 'C' },
+    });
+    await fsp.rm(pwfile);
+    // a port another process grabbed between probing and binding: try another
+    for (let attempt = 0; ; attempt++) {
+      const p = await freePort();
+      try {
+        child = await launch(p);
+        port = p;
+        break;
+      } catch (err) {
+        if (attempt >= 2 || !/could not bind|Address already in use/i.test((err as Error).message)) throw err;
+      }
+    }
+  } catch (err) {
+    await terminate(child);
+    await fsp.rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const clientEnv = (db = 'postgres'): Record<string, string> => ({
+    PGHOST: '127.0.0.1',
+    PGPORT: String(port),
+    PGUSER: user,
+    PGPASSWORD: password,
+    PGDATABASE: db,
+    PGCONNECT_TIMEOUT: '10',
+  });
+  const psql = (sql: string, db = 'postgres') =>
+    run(bin('psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { env: { ...process.env, ...clientEnv(db) }, input: sql }).then((s) => s.replace(/\n$/, ''));
+
+  return {
+    url: (db: string) => `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(db)}`,
+    port,
+    user,
+    password,
+    socketDir,
+    binDir,
+    version,
+    clientEnv,
+    psql,
+    async createDb(name: string) {
+      await psql(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+    },
+    async stop() {
+      await terminate(child);
+      child = undefined;
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
