@@ -11,11 +11,12 @@ import * as keygen from './commands/keygen.js';
 import * as list from './commands/list.js';
 import * as probe from './commands/probe.js';
 import * as prune from './commands/prune.js';
+import * as replicate from './commands/replicate.js';
 import * as restore from './commands/restore.js';
 import * as sync from './commands/sync.js';
 import * as verify from './commands/verify.js';
 
-const COMMANDS = [keygen, init, backup, list, restore, verify, prune, health, sync, probe, exportCmd, jenkins];
+const COMMANDS = [keygen, init, backup, replicate, list, restore, verify, prune, health, sync, probe, exportCmd, jenkins];
 
 /**
  * The command tree: every command with its options. Also what tests read to check that the

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
+import { DUMP_DIR, dumpCommand } from '../engine/database-dump.js';
 import type { EncryptionConfig, HookConfig, JobConfig, LocalTargetConfig, S3TargetConfig, TargetTransport, WebdavTargetConfig } from './types.js';
 import { parseDuration, parsePercent, parseSize } from './units.js';
 
@@ -88,11 +89,26 @@ export function machineTimezone(): string {
 export function makeSchema(ctx: SchemaContext) {
   const absPath = pathSchema(ctx);
 
+  const databaseShape = {
+    type: z.enum(['postgres', 'mysql'], { error: 'type must be postgres or mysql (mysql for MariaDB too)' }),
+    url: z.string({ error: 'needs the connection URL, e.g. url: ${PG_URL} (keep the password in the environment)' }).min(1, { error: 'the url is empty' }),
+    name: nameSchema,
+  };
+  const database = z.strictObject(databaseShape).superRefine((db, zctx) => {
+    // a URL the dump cannot use fails at load time; the message never shows the URL. dumpCommand
+    // writes nothing: the folder only names MySQL's password file
+    try {
+      dumpCommand(db, { secretDir: '/', env: {} });
+    } catch (err) {
+      if (!(err instanceof CerberusError)) throw err;
+      zctx.addIssue({ code: 'custom', path: ['url'], message: err.hint ? `${err.message} (${err.hint})` : err.message });
+    }
+  });
+
   const sourceShape = {
-    paths: z
-      .array(absPath)
-      .min(1)
-      .superRefine((paths, zctx) => {
+    paths: z.preprocess(
+      orDefault([]),
+      z.array(absPath).superRefine((paths, zctx) => {
         const seen = new Map<string, number>();
         paths.forEach((p, i) => {
           const base = path.basename(p);
@@ -114,8 +130,38 @@ export function makeSchema(ctx: SchemaContext) {
           }
         });
       }),
+    ),
     exclude: z.preprocess(orDefault([]), z.array(z.string().min(1))),
+    databases: z.preprocess(
+      orDefault([]),
+      z.array(database).superRefine((dbs, zctx) => {
+        const seen = new Map<string, number>();
+        dbs.forEach((db, i) => {
+          // case-insensitively: the dumps are files side by side in databases/
+          const key = db.name.toLowerCase();
+          const first = seen.get(key);
+          if (first === undefined) seen.set(key, i);
+          else zctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate database name ${JSON.stringify(db.name)} (also databases[${first}]); each is dumped to databases/<name>` });
+        });
+      }),
+    ),
   };
+  const source = z.strictObject(sourceShape).superRefine((s, zctx) => {
+    if (s.paths.length === 0 && s.databases.length === 0) {
+      zctx.addIssue({ code: 'custom', path: ['paths'], message: 'needs at least one folder (or a database in source.databases)' });
+    }
+    // several paths restore each under its basename, beside the dumps' own top folder
+    if (s.paths.length > 1 && s.databases.length > 0) {
+      s.paths.forEach((p, i) => {
+        if (path.basename(p).toLowerCase() !== DUMP_DIR) return;
+        zctx.addIssue({
+          code: 'custom',
+          path: ['paths', i],
+          message: `${JSON.stringify(p)} would be restored as ${DUMP_DIR}/, which holds the dumps of source.databases; rename the folder, or list the folders inside it instead`,
+        });
+      });
+    }
+  });
 
   const openpgpShape = {
     kind: z.literal('openpgp'),
@@ -169,9 +215,16 @@ export function makeSchema(ctx: SchemaContext) {
     { error: 'expected an http:// or https:// URL' },
   );
 
-  const localTargetShape = { name: nameSchema, type: z.literal('local'), path: absPath, ...transportShape };
+  const localTargetShape = {
+    name: nameSchema,
+    type: z.literal('local'),
+    path: absPath,
+    /** every generation a plain folder tree, unchanged files hard links to the previous one */
+    snapshots: z.enum(['hardlink'], { error: 'the only kind of snapshots is hardlink (plain folder trees)' }).optional(),
+    ...transportShape,
+  };
   const localTarget = z.strictObject(localTargetShape).transform(
-    (t): LocalTargetConfig => ({ name: t.name, type: t.type, path: t.path, ...transport(t) }),
+    (t): LocalTargetConfig => ({ name: t.name, type: t.type, path: t.path, ...(t.snapshots ? { snapshots: t.snapshots } : {}), ...transport(t) }),
   );
 
   const webdavTargetShape = {
@@ -334,7 +387,7 @@ export function makeSchema(ctx: SchemaContext) {
   const hooksShape = Object.fromEntries(HOOK_NAMES.map((n) => [n, hookList])) as Record<(typeof HOOK_NAMES)[number], typeof hookList>;
 
   const jobShape = {
-    source: z.strictObject(sourceShape),
+    source,
     encryption,
     targets,
     retention: z.preprocess(orDefault({}), retention),
@@ -349,8 +402,20 @@ export function makeSchema(ctx: SchemaContext) {
     report: z.preprocess(orDefault({}), z.strictObject(reportShape)),
     export: z.strictObject(exportShape).optional(),
     hooks: z.preprocess(orDefault({}), z.strictObject(hooksShape)),
+    stages: z.array(nameSchema).min(2, { error: 'list at least two targets: the local stage first, then where it is copied' }).optional(),
   };
-  const job = z.strictObject(jobShape).transform((j): Omit<JobConfig, 'name'> => j);
+  const job = z.strictObject(jobShape).transform((j, zctx): Omit<JobConfig, 'name'> => {
+    const names = j.targets.map((t) => t.name);
+    (j.stages ?? []).forEach((name, i) => {
+      const t = j.targets.find((x) => x.name === name);
+      const fail = (message: string) => zctx.addIssue({ code: 'custom', path: ['stages', i], message });
+      if (!t) fail(`no target is named ${JSON.stringify(name)} (targets: ${names.join(', ')})`);
+      else if (j.stages!.indexOf(name) !== i) fail(`${JSON.stringify(name)} is listed twice`);
+      else if (i === 0 && !(t.type === 'local' && t.snapshots === 'hardlink')) fail(`the first stage must be a local target with snapshots: hardlink, which the others are copied from`);
+      else if (i > 0 && t.type === 'local' && t.snapshots === 'hardlink') fail(`only the first stage is a plain one; ${JSON.stringify(name)} is copied to, encrypted`);
+    });
+    return j;
+  });
 
   const topShape = {
     jobs: z
@@ -364,6 +429,7 @@ export function makeSchema(ctx: SchemaContext) {
     ['', Object.keys(topShape)],
     ['jobs.*', Object.keys(jobShape)],
     ['jobs.*.source', Object.keys(sourceShape)],
+    ['jobs.*.source.databases.#', Object.keys(databaseShape)],
     ['jobs.*.encryption', [...new Set([...Object.keys(openpgpShape), ...Object.keys(cryptomatorShape)])]],
     ['jobs.*.targets.#', [...new Set([...Object.keys(localTargetShape), ...Object.keys(webdavTargetShape), ...Object.keys(s3TargetShape)])]],
     ['jobs.*.retention', Object.keys(retentionShape)],

@@ -15,6 +15,8 @@ export interface LocalTargetConfig extends TargetTransport {
   type: 'local';
   /** absolute */
   path: string;
+  /** hardlink: a plain repository, every generation a browsable folder tree (see jobs/stage-backup.ts) */
+  snapshots?: 'hardlink';
 }
 
 export interface WebdavTargetConfig extends TargetTransport {
@@ -68,10 +70,12 @@ export type EncryptionConfig = OpenpgpEncryption | CryptomatorEncryption;
 export interface JobConfig {
   name: string;
   source: {
-    /** absolute, normalized, no trailing slash, distinct basenames */
+    /** absolute, normalized, no trailing slash, distinct basenames; empty when databases are given */
     paths: string[];
     /** glob patterns as given */
     exclude: string[];
+    /** dumped into `databases/<name>.dump` (.sql for mysql) of every generation; names distinct */
+    databases: DatabaseSourceConfig[];
   };
   encryption: EncryptionConfig;
   targets: TargetConfig[];
@@ -87,6 +91,15 @@ export interface JobConfig {
   export?: { password: string; level: number };
   /** commands run around the backup, each list in order */
   hooks: Record<HookName, HookConfig[]>;
+  /** target names: backup writes the first (a plain stage) and replicates it to the others */
+  stages?: string[] | undefined;
+}
+
+/** A database the backup dumps (engine/database-dump.ts); `url` may hold the password. */
+export interface DatabaseSourceConfig {
+  type: 'postgres' | 'mysql';
+  url: string;
+  name: string;
 }
 
 export type HookName = 'before' | 'afterSnapshot' | 'after' | 'onError';

@@ -65,6 +65,9 @@ export interface DumpProcess {
   kill(): void;
 }
 
+/** The folder at the top of every backup that holds the dumps. */
+export const DUMP_DIR = 'databases';
+
 /** The dump's file name inside the backup's `databases/` folder. */
 export function dumpFileName(db: DatabaseSource): string {
   return db.type === 'postgres' ? `${db.name}.dump` : `${db.name}.sql`;

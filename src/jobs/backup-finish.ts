@@ -29,6 +29,11 @@ export interface BackupOptions {
   interrupted?: Promise<never>;
   /** set by runBackup for the engines: where hooks run */
   hooks?: BackupHookCalls;
+  /**
+   * A replication: the source is a plain stage's generation, whose manifest already knows
+   * every file's hash (keyed by path on this machine), and the manifest records the job's own roots.
+   */
+  replica?: { roots: string[]; hashes: Map<string, HashRecord> };
 }
 
 /** The counts of one run, the same for both repository kinds. */
@@ -106,7 +111,8 @@ export async function finishTarget(
   if (opts.dryRun) return result;
 
   await cache.saveManifest(run.manifest, run.manifestJson);
-  await cache.saveHashes(run.hashes);
+  // a replication's hashes are of the stage's files, not of the job's source
+  if (!opts.replica) await cache.saveHashes(run.hashes);
   // one listing per run: on a remote target every listing is many requests
   const after = generation ? [...listing.committed, generation] : listing.committed;
   await cache.retain(cacheWorthy(after));
@@ -212,8 +218,9 @@ export async function listForRun(backend: Backend, target: string, now: Date): P
 
 /** Errors that end the whole run rather than one target's part of it. */
 export function isRunFatal(err: unknown): boolean {
-  // a failed `before` hook or an interruption stops every target, not just the one at hand
-  return err instanceof CerberusError && ['LOCKED', 'USAGE', 'CONFIG', 'HOOK', 'INTERRUPTED'].includes(err.code);
+  // a failed `before` hook, an interruption or a failed database dump (SERVICE: the source
+  // itself) stops every target, not just the one at hand
+  return err instanceof CerberusError && ['LOCKED', 'USAGE', 'CONFIG', 'HOOK', 'INTERRUPTED', 'SERVICE'].includes(err.code);
 }
 
 /** Why a target failed, without the "target x: " that storage and key errors already carry. */

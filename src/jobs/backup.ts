@@ -1,16 +1,17 @@
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { JobConfig, TargetConfig } from '../config/index.js';
+import type { JobConfig, LocalTargetConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
 import { manifestBytes, manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { matchesStat, StateCache, type HashRecord } from '../engine/state-cache.js';
-import { Excluder, RESERVED_DIR, walkSource, type SourceEntry } from '../engine/walk.js';
+import { Excluder, RESERVED_DIR, statEntry, walkSource, type SourceEntry } from '../engine/walk.js';
 import { encryptBuffer, volumeWriter, type Compression, type Sealing, type VolumeWriter } from '../formats/openpgp/message.js';
 import { TarPacker } from '../formats/tar.js';
 import { readWhole, SMALL_FILE } from '../fsutil.js';
-import { requireDescriptor } from '../repository/descriptor.js';
+import { kindFor, requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, MANIFEST, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
 import { sha256Hex } from '../repository/io.js';
 import { acquireLock, type HeldLock } from '../repository/lock.js';
@@ -22,7 +23,10 @@ import { archiveLargeFile, headerFields, readBuffers, type ArchivedFile } from '
 import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
 import { changeCounter, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
 import { runVaultBackup } from './vault-backup.js';
+import { checkDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
 import { BackupHooks, type RunStatus } from './backup-hooks.js';
+import { runStageBackup } from './stage-backup.js';
+import { replicateStages } from './replicate.js';
 import { VERSION } from '../version.js';
 
 export type { BackupOptions, BackupResult, BackupStats, TargetBackupResult };
@@ -32,7 +36,7 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
   const phases = opts.phases ?? new PhaseLog();
   const hooks = new BackupHooks(job, { reporter: opts.reporter, phases, env: opts.env ?? process.env, dryRun: opts.dryRun });
   const inner = { ...opts, phases, hooks };
-  const work = job.encryption.kind === 'cryptomator' ? runVaultBackup(job, job.encryption, inner) : runOpenpgpBackup(job, inner);
+  const work = runEngines(job, inner);
   let result: BackupResult;
   try {
     if (opts.interrupted) {
@@ -48,6 +52,22 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
   }
   await hooks.finish(runStatus(result));
   return hooks.outcomes.length > 0 ? { ...result, hooks: hooks.outcomes } : result;
+}
+
+/**
+ * Plain stages first (the fast local copy), then the encrypted targets, each by its engine.
+ * With `stages`, the later stages are not written from the source but copied from the first.
+ */
+async function runEngines(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
+  const later = new Set(opts.replica ? [] : (job.stages ?? []).slice(1));
+  const direct = job.targets.filter((t) => !later.has(t.name));
+  const stages = direct.filter((t): t is LocalTargetConfig => kindFor(job, t) === 'plain');
+  const rest = { ...job, targets: direct.filter((t) => kindFor(job, t) !== 'plain') };
+  const staged = stages.length > 0 ? await runStageBackup(job, stages, opts, rest.targets.length === 0) : [];
+  const encrypted = rest.targets.length === 0 ? [] : job.encryption.kind === 'cryptomator' ? (await runVaultBackup(rest, job.encryption, opts)).targets : (await runOpenpgpBackup(rest, opts)).targets;
+  const replicated = later.size > 0 ? await replicateStages(job, opts, runEngines) : [];
+  const all = [...staged, ...encrypted, ...replicated];
+  return { job: job.name, targets: job.targets.map((t) => all.find((r) => r.target === t.name)!) };
 }
 
 function runStatus(r: BackupResult): RunStatus {
@@ -255,7 +275,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     if (list) list.push(e);
     else parentChildren.set(dir, [e]);
   }
-  const oldHashes = opts.rehash ? new Map<string, HashRecord>() : await cache.loadHashes();
+  const oldHashes = opts.replica?.hashes ?? (opts.rehash ? new Map<string, HashRecord>() : await cache.loadHashes());
   const hashes = new Map<string, HashRecord>();
   const entries: ManifestEntry[] = [];
   const seen = new Map<string, ManifestEntry['type']>();
@@ -484,8 +504,81 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     }
   };
 
+  /** this run's dumps: always stored, and kept out of the guards' change count */
+  const dumps: FileEntry[] = [];
+  const add = (e: ManifestEntry) => {
+    entries.push(e);
+    seen.set(e.path, e.type);
+    count(e);
+  };
+
+  /**
+   * The databases' dumps, part of the snapshot (before afterSnapshot). A tar header needs the
+   * size first, so each is spooled into the run's private scratch folder (0700, in the state
+   * dir, never /tmp), archived from there as any file is, and removed at once.
+   */
+  const storeDumps = async () => {
+    await checkDumpFolder(job);
+    if (seen.has(DUMP_DIR)) {
+      // carried over from the parent for an unreadable root: this run's dumps replace it
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const e = entries[i]!;
+        if (e.path !== DUMP_DIR && !e.path.startsWith(`${DUMP_DIR}/`)) continue;
+        entries.splice(i, 1);
+        seen.delete(e.path);
+        if (e.type === 'file') {
+          stats.files--;
+          stats.bytes -= e.size;
+        } else if (e.type === 'dir') stats.dirs--;
+        else stats.symlinks--;
+      }
+    }
+    const dir = dumpDirEntry();
+    if (opts.dryRun) reporter.info(`[dry run] not dumping database ${job.source.databases.map((d) => d.name).join(', ')}: a dry run reads no database`);
+    const stop = new AbortController();
+    opts.interrupted?.catch(() => stop.abort());
+    for (const [i, db] of job.source.databases.entries()) {
+      const at = dumpPath(db);
+      let entry: FileEntry | undefined;
+      if (opts.dryRun) {
+        const last = parentIndex.get(at);
+        const size = last?.type === 'file' ? last.size : 0;
+        entry = { path: at, type: 'file', size, mtimeNs: dir.mtimeNs, mode: 0o600, uid: dir.uid, gid: dir.gid, sha256: '0'.repeat(64), holder: id };
+        stats.storedBytes += size;
+      } else {
+        const file = path.join(spool, `database-${i}.dump`);
+        try {
+          const dumped = await dumpDatabase(db, file, { privateDir: spool, reporter, env: opts.env ?? process.env, signal: stop.signal });
+          const e = await statEntry(at, file);
+          entry = typeof e === 'string' ? undefined : await storeFile(e);
+          hashes.delete(file); // the spool file is no source file: the next run must not know it
+          if (!entry || entry.size !== dumped.size || entry.sha256 !== dumped.sha256) {
+            throw new CerberusError('INTEGRITY', `the dump of database ${db.name} changed in ${spool} before it was archived`, {
+              hint: 'nothing else may write to the state dir while a backup runs',
+            });
+          }
+        } finally {
+          await fsp.rm(file, { force: true });
+        }
+      }
+      stats.storedFiles++;
+      visited.files++;
+      dumps.push(entry);
+      add(entry);
+    }
+    // after its files, as the walk does, so that extracting them leaves its time as stored
+    if (!opts.dryRun) {
+      tar!.header({ path: DUMP_DIR, type: 'directory', mode: dir.mode, mtimeNs: dir.mtimeNs, size: 0, uid: dir.uid, gid: dir.gid });
+      await message!.ready();
+    }
+    add({ path: DUMP_DIR, type: 'dir', mtimeNs: dir.mtimeNs, mode: dir.mode, uid: dir.uid, gid: dir.gid });
+  };
+
   try {
+    // a source with its own top-level databases fails before anything is read or sent
+    if (job.source.databases.length > 0) await checkDumpFolder(job);
     await walkAll();
+    if (job.source.databases.length > 0) await storeDumps();
     if (input.lastRead) await opts.hooks?.sourceRead();
     const deleted = (parent?.entries ?? []).filter((e) => seen.get(e.path) !== e.type).map((e) => e.path);
     stats.deleted = deleted.length;
@@ -506,7 +599,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
       parent: parent?.id ?? null,
       chain: [...(parent?.chain ?? []), id],
       createdAt: opts.now.toISOString(),
-      roots: job.source.paths,
+      roots: opts.replica?.roots ?? job.source.paths,
       entries,
       stats: {
         files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, bytes: stats.bytes,
@@ -526,16 +619,23 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
       // the newest generation is often not the parent: its entries are streamed from the cache
       // and counted, never all in memory beside the new manifest
       const counter = changeCounter(manifest);
+      // a dump differs every run: the report counts it as changed, the mass-change guard does
+      // not (a small source with a database would look encrypted by ransomware every night)
+      const dumpCounter = changeCounter({ ...manifest, entries: dumps });
+      const see = (e: ManifestEntry) => {
+        counter.see(e);
+        dumpCounter.see(e);
+      };
       const previous =
-        p.newestId === undefined ? undefined : p.newestId === parent?.id ? parent : await p.cache.loadManifest(p.newestId, (e) => counter.see(e));
-      if (previous === parent) for (const e of parent?.entries ?? []) counter.see(e);
+        p.newestId === undefined ? undefined : p.newestId === parent?.id ? parent : await p.cache.loadManifest(p.newestId, see);
+      if (previous === parent) for (const e of parent?.entries ?? []) see(e);
       outcome.changedFiles = previous ? counter.count : 0;
       outcome.suspicious = checkGuards(
         {
           rootsMissing,
           current: { files: stats.files, bytes: stats.bytes },
           previous: previous ? { files: previous.stats.files, bytes: previous.stats.bytes } : undefined,
-          changedFiles: outcome.changedFiles,
+          changedFiles: outcome.changedFiles - (previous ? dumpCounter.count : 0),
         },
         job.guards,
       );

@@ -1,6 +1,6 @@
 import type { JobConfig } from '../config/index.js';
 import { describeError } from '../errors.js';
-import { requireDescriptor } from '../repository/descriptor.js';
+import { kindFor, requireDescriptor } from '../repository/descriptor.js';
 import { listGenerations, type RepositoryListing } from '../repository/generations.js';
 import { formatDuration } from '../report/format.js';
 import type { Reporter } from '../report/log.js';
@@ -36,7 +36,7 @@ export async function runHealth(jobs: JobConfig[], opts: HealthOptions): Promise
       const check: HealthCheck = { job: job.name, target: target.name, healthy: true, problems: [] };
       try {
         const backend = opts.open(target);
-        await requireDescriptor(backend, target.name, job.encryption.kind);
+        await requireDescriptor(backend, target.name, kindFor(job, target));
         examine(check, await listGenerations(backend), opts);
       } catch (err) {
         check.problems.push(describeError(err));

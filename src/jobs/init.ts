@@ -1,5 +1,5 @@
 import type { JobConfig } from '../config/index.js';
-import { newDescriptor, readDescriptor, requireKind, writeDescriptor, type Descriptor } from '../repository/descriptor.js';
+import { kindFor, newDescriptor, readDescriptor, requireKind, writeDescriptor, type Descriptor } from '../repository/descriptor.js';
 import { putBuffer } from '../repository/io.js';
 import { restoreDoc } from '../repository/restore-doc.js';
 import { LEVELS } from '../engine/levels.js';
@@ -23,27 +23,38 @@ export interface InitResult {
 export async function runInit(job: JobConfig, opts: { now: Date; reporter: Reporter; open: OpenTarget }): Promise<InitResult[]> {
   const out: InitResult[] = [];
   const base = { job: job.name, createdBy: `cerberus ${VERSION}` };
-  let make: (backend: Backend) => Promise<Descriptor>;
-  let check: (d: Descriptor, target: string, backend: Backend) => Promise<void>;
+  type Kind = { make: (backend: Backend) => Promise<Descriptor>; check: (d: Descriptor, target: string, backend: Backend) => Promise<void> };
+  const plain: Kind = {
+    make: async () => newDescriptor({ ...base, kind: 'plain' }, opts.now),
+    check: async (d, target) => void requireKind(d, 'plain', target),
+  };
+  let encrypted: Kind;
   if (job.encryption.kind === 'cryptomator') {
     const { password } = job.encryption;
-    make = async (backend) => {
-      await createRepositoryKeys(backend, password);
-      return newDescriptor({ ...base, kind: 'cryptomator', encryption: { masterkey: MASTERKEY_FILE, cipherCombo: 'SIV_GCM', format: 8 } }, opts.now);
-    };
-    check = async (d, target, backend) => {
-      requireKind(d, 'cryptomator', target);
-      await repositoryKeys(backend, password, target); // the password must open what is there
+    encrypted = {
+      make: async (backend) => {
+        await createRepositoryKeys(backend, password);
+        return newDescriptor({ ...base, kind: 'cryptomator', encryption: { masterkey: MASTERKEY_FILE, cipherCombo: 'SIV_GCM', format: 8 } }, opts.now);
+      },
+      check: async (d, target, backend) => {
+        requireKind(d, 'cryptomator', target);
+        await repositoryKeys(backend, password, target); // the password must open what is there
+      },
     };
   } else {
-    const { recipients } = await sealingFor(job);
+    // read the keys only when a target needs them: a job may have plain stages alone
+    const keys = job.targets.some((t) => kindFor(job, t) === 'openpgp') ? await sealingFor(job) : undefined;
+    const recipients = keys?.recipients ?? [];
     const enc = openpgpOf(job);
     const symmetric = enc.passphrase !== undefined;
-    make = async () => newDescriptor({ ...base, kind: 'openpgp', encryption: { recipients, symmetric, compression: enc.compression } }, opts.now);
-    check = async (d, target) => checkRecipients(requireKind(d, 'openpgp', target), recipients, symmetric, target);
+    encrypted = {
+      make: async () => newDescriptor({ ...base, kind: 'openpgp', encryption: { recipients, symmetric, compression: enc.compression } }, opts.now),
+      check: async (d, target) => checkRecipients(requireKind(d, 'openpgp', target), recipients, symmetric, target),
+    };
   }
   for (const target of job.targets) {
     const backend = opts.open(target);
+    const { make, check } = kindFor(job, target) === 'plain' ? plain : encrypted;
     const existing = await readDescriptor(backend);
     if (existing) {
       await check(existing, target.name, backend);

@@ -1,6 +1,6 @@
 import type { JobConfig } from '../config/index.js';
 import { describeError } from '../errors.js';
-import { requireDescriptor } from '../repository/descriptor.js';
+import { kindFor, requireDescriptor } from '../repository/descriptor.js';
 import { listGenerations } from '../repository/generations.js';
 import type { OpenTarget } from '../storage/open.js';
 
@@ -26,7 +26,7 @@ export async function runList(job: JobConfig, open: OpenTarget): Promise<ListRes
   for (const target of job.targets) {
     try {
       const backend = open(target);
-      await requireDescriptor(backend, target.name, job.encryption.kind);
+      await requireDescriptor(backend, target.name, kindFor(job, target));
       for (const g of (await listGenerations(backend)).committed) {
         result.points.push({
           target: target.name,

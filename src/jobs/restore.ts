@@ -17,12 +17,13 @@ import { vaultKey } from '../vault/state.js';
 import { RESERVED_DIR } from '../engine/walk.js';
 import { decryptStream, type Opening } from '../formats/openpgp/message.js';
 import { readTar } from '../formats/tar.js';
-import { requireDescriptor } from '../repository/descriptor.js';
-import { listGenerations, type Generation } from '../repository/generations.js';
+import { kindFor, requireDescriptor } from '../repository/descriptor.js';
+import { listGenerations, PLAIN_FILES, type Generation } from '../repository/generations.js';
 import { checkVolume, generationFiles, readManifest, volumeStream, type GenerationFiles, type VolumeProgress } from '../repository/read.js';
 import type { OpenTarget } from '../storage/open.js';
-import type { Backend } from '../storage/backend.js';
+import { joinPath, type Backend } from '../storage/backend.js';
 import type { Reporter } from '../report/log.js';
+import { readPlainManifest } from './stage-backup.js';
 import { formatBytes } from '../report/format.js';
 
 export interface RestoreOptions {
@@ -147,7 +148,8 @@ export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<
   const { reporter } = opts;
   const target = pickTarget(job, opts.target);
   const backend = opts.open(target);
-  await requireDescriptor(backend, target.name, job.encryption.kind);
+  const kind = kindFor(job, target);
+  await requireDescriptor(backend, target.name, kind);
   const { committed } = await listGenerations(backend);
   const point = resolvePoint(committed, opts.at, job.timezone, reporter);
   reporter.phase(`restore ${point.level}/${point.id} from ${target.name} into ${opts.to}`);
@@ -155,7 +157,10 @@ export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<
   const byId = new Map(committed.map((g) => [g.id, g]));
   let manifest: Manifest;
   let extract: (files: FileEntry[], staging: string, made: Set<string>) => Promise<void>;
-  if (job.encryption.kind === 'cryptomator') {
+  if (kind === 'plain') {
+    manifest = await readPlainManifest(backend, point, target.name);
+    extract = (files, staging, made) => extractPlainFiles(backend, point, files, staging, made, opts);
+  } else if (job.encryption.kind === 'cryptomator') {
     const { password } = job.encryption;
     requireVaultFiles(backend, point);
     const vault = await openVaultAt(backend, point.dir, password, target.name);
@@ -316,6 +321,27 @@ async function extractFiles(
         hint: 'the repository is damaged; restore from another point or target',
       });
     }
+  }
+  opts.reporter.endProgress();
+}
+
+/** A plain stage's files, copied out of `files/` and each checked against the manifest. */
+async function extractPlainFiles(backend: Backend, g: Generation, files: FileEntry[], staging: string, made: Set<string>, opts: RestoreOptions): Promise<void> {
+  const total = files.reduce((s, f) => s + f.size, 0);
+  let written = 0;
+  let count = 0;
+  for (const f of files) {
+    const body = await backend.get(joinPath(g.dir, PLAIN_FILES, f.path));
+    const why = await writeChecked(body, staging, made, f, (n) => {
+      written += n;
+      opts.reporter.progress({ files: count, bytes: written, totalBytes: total, totalFiles: files.length });
+    });
+    if (why !== undefined) {
+      throw new CerberusError('INTEGRITY', `${f.path} in ${g.level}/${g.id} does not match the manifest (${why})`, {
+        hint: 'the stage is damaged (a hard-linked file edited in place changes every generation that holds it); restore from another point or target',
+      });
+    }
+    count++;
   }
   opts.reporter.endProgress();
 }

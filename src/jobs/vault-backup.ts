@@ -1,9 +1,12 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { CryptomatorEncryption, JobConfig, TargetConfig } from '../config/index.js';
-import { describeError } from '../errors.js';
+import { CerberusError, describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel } from '../engine/levels.js';
 import { sortEntries, type Manifest } from '../engine/manifest.js';
 import { StateCache } from '../engine/state-cache.js';
+import { statEntry, type SourceEntry } from '../engine/walk.js';
 import { writeVaultConfig } from '../formats/cryptomator/index.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, type Generation, type GenerationInfo } from '../repository/generations.js';
@@ -18,6 +21,7 @@ import { encryptManifest, loadVaultState, saveVaultState, VAULT_CONFIG, VAULT_DA
 import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
 import type { VaultState } from '../vault/state.js';
 import { VERSION } from '../version.js';
+import { checkDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
 import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type TargetBackupResult } from './backup-finish.js';
 
 /**
@@ -97,12 +101,21 @@ async function backupTargetStages(
     enter(UPLOAD_PHASE);
     const writer = new GenerationWriter(backend, level, id);
     let generation: Generation | undefined;
+    let spool: string | undefined;
     try {
       if (!opts.dryRun) {
         await writer.begin();
         if (previous && newest) previous = await copyNewest(backend, newest, previous, writer.workDir, target.name, opts);
       }
       await opts.hooks?.planned(level, id);
+      // the dumps are part of the snapshot: after before, ahead of the walk, spooled in the
+      // run's private scratch folder (a vault's file upload needs its size first)
+      let extra: Awaited<ReturnType<typeof dumpsForVault>> | undefined;
+      if (job.source.databases.length > 0) {
+        await checkDumpFolder(job);
+        if (!opts.dryRun) spool = await cache.scratch();
+        extra = await dumpsForVault(job, spool, previousManifest, opts);
+      }
       const applied = await applyToVault({
         backend,
         root: writer.workDir,
@@ -110,12 +123,18 @@ async function backupTargetStages(
         previous,
         previousEntries: new Map((previousManifest?.entries ?? []).map((e) => [e.path, e])),
         source: job.source,
-        oldHashes: opts.rehash ? new Map() : await cache.loadHashes(),
+        oldHashes: opts.replica?.hashes ?? (opts.rehash ? new Map() : await cache.loadHashes()),
         dryRun: opts.dryRun,
         reporter,
         parallel: VAULT_PARALLEL,
         holder: id,
+        ...(extra ? { extra } : {}),
       });
+      if (spool !== undefined) {
+        // uploaded: a big dump need not wait for the commit on this disk
+        await fsp.rm(spool, { recursive: true, force: true });
+        spool = undefined;
+      }
       if (lastRead) await opts.hooks?.sourceRead();
       const { stats } = applied;
       const manifest: Manifest = {
@@ -126,7 +145,7 @@ async function backupTargetStages(
         parent: null,
         chain: [id],
         createdAt: opts.now.toISOString(),
-        roots: job.source.paths,
+        roots: opts.replica?.roots ?? job.source.paths,
         entries: sortEntries(applied.entries),
         stats: {
           files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, bytes: stats.bytes,
@@ -134,12 +153,15 @@ async function backupTargetStages(
         },
       };
       const changedFiles = changedSince(manifest, previousManifest);
+      // a dump differs every run: counted as changed, but not by the mass-change guard
+      const dumpPaths = new Set(extra?.files.map((f) => f.path));
+      const dumpsChanged = dumpPaths.size > 0 ? changedSince({ ...manifest, entries: manifest.entries.filter((e) => dumpPaths.has(e.path)) }, previousManifest) : 0;
       const suspicious = checkGuards(
         {
           rootsMissing: applied.rootsMissing,
           current: { files: stats.files, bytes: stats.bytes },
           previous: previousManifest ? { files: previousManifest.stats.files, bytes: previousManifest.stats.bytes } : undefined,
-          changedFiles,
+          changedFiles: changedFiles - dumpsChanged,
         },
         job.guards,
       );
@@ -189,10 +211,47 @@ async function backupTargetStages(
     } catch (err) {
       if (!opts.dryRun && !generation) await writer.abort();
       throw err;
+    } finally {
+      if (spool !== undefined) await fsp.rm(spool, { recursive: true, force: true });
     }
   } finally {
     await lock?.release();
   }
+}
+
+/**
+ * Dumps the job's databases into `spool` (a fresh scratch folder of the state dir), as the
+ * files applyToVault adds under `databases/`. Without a spool (a dry run) nothing is dumped:
+ * the entries stand for the dumps at their last size.
+ */
+async function dumpsForVault(
+  job: JobConfig,
+  spool: string | undefined,
+  previous: Manifest | undefined,
+  opts: BackupOptions,
+): Promise<{ dir: SourceEntry; files: SourceEntry[] }> {
+  const dir = dumpDirEntry();
+  const files: SourceEntry[] = [];
+  if (spool === undefined) {
+    opts.reporter.info(`[dry run] not dumping database ${job.source.databases.map((d) => d.name).join(', ')}: a dry run reads no database`);
+    const last = new Map((previous?.entries ?? []).filter((e) => e.path.startsWith(`${DUMP_DIR}/`)).map((e) => [e.path, e]));
+    for (const db of job.source.databases) {
+      const at = dumpPath(db);
+      const e = last.get(at);
+      files.push({ ...dir, path: at, abs: at, type: 'file', mode: 0o600, size: e?.type === 'file' ? e.size : 0 });
+    }
+    return { dir, files };
+  }
+  const stop = new AbortController();
+  opts.interrupted?.catch(() => stop.abort());
+  for (const [i, db] of job.source.databases.entries()) {
+    const file = path.join(spool, `database-${i}.dump`);
+    await dumpDatabase(db, file, { privateDir: spool, reporter: opts.reporter, env: opts.env ?? process.env, signal: stop.signal });
+    const e = await statEntry(dumpPath(db), file);
+    if (typeof e === 'string') throw new CerberusError('INTERNAL', `the dump of database ${db.name} in ${spool} is no regular file`);
+    files.push(e);
+  }
+  return { dir, files };
 }
 
 /**

@@ -5,7 +5,8 @@ import { RESERVED_DIR } from '../engine/walk.js';
 import type { FileEntry } from '../engine/manifest.js';
 import { decryptStream, type Opening } from '../formats/openpgp/message.js';
 import { readTar } from '../formats/tar.js';
-import { requireDescriptor } from '../repository/descriptor.js';
+import { kindFor, requireDescriptor } from '../repository/descriptor.js';
+import { verifyPlainTree } from './stage-backup.js';
 import { listGenerations, SUMS, type Generation } from '../repository/generations.js';
 import { generationFiles, readManifest, volumeStream } from '../repository/read.js';
 import { hashObject } from '../repository/io.js';
@@ -61,7 +62,8 @@ async function verifyTarget(
   result: VerifyResult,
 ): Promise<void> {
   const backend = opts.open(target);
-  await requireDescriptor(backend, target.name, job.encryption.kind);
+  await requireDescriptor(backend, target.name, kindFor(job, target));
+  const inodes = new Map<string, string>();
   const listing = await listGenerations(backend);
   opts.reporter.phase(`verify ${target.name}: ${listing.committed.length} restore points${opts.full ? ', decrypting everything' : ''}`);
   result.leftovers.push(...listing.leftovers.map((l) => `${target.name}: ${l.dir} (${l.why})`));
@@ -83,6 +85,12 @@ async function verifyTarget(
       const before = result.problems.length;
       if (g.info.kind === 'cryptomator') {
         await verifyVaultGeneration(backend, g, password, fail);
+      } else if (g.info.kind === 'plain') {
+        for (const [file, want] of g.sums) {
+          const { sha256: got } = await hashObject(backend, joinPath(g.dir, file));
+          if (got !== want) fail(`${file} does not match SHA256SUMS`);
+        }
+        if (opts.full && target.type === 'local') await verifyPlainTree(backend, target.path, g, target.name, inodes, fail);
       } else {
         const files = await generationFiles(backend, g);
         for (const [file, want] of files.sums) {

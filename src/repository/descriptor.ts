@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
+import type { JobConfig, TargetConfig } from '../config/index.js';
 import type { Backend } from '../storage/backend.js';
 import { putBuffer, readSmall } from './io.js';
 
@@ -35,11 +36,18 @@ const cryptomatorDescriptor = z.object({
   }),
 });
 
+/** A local stage: every generation a plain folder tree, unchanged files hard-linked. */
+const plainDescriptor = z.object({
+  ...common,
+  kind: z.literal('plain'),
+});
+
 /** The plaintext descriptor: what kind of repository this is. Never a secret. */
-export const descriptorSchema = z.discriminatedUnion('kind', [openpgpDescriptor, cryptomatorDescriptor]);
+export const descriptorSchema = z.discriminatedUnion('kind', [openpgpDescriptor, cryptomatorDescriptor, plainDescriptor]);
 export type Descriptor = z.infer<typeof descriptorSchema>;
 export type OpenpgpDescriptor = z.infer<typeof openpgpDescriptor>;
 export type CryptomatorDescriptor = z.infer<typeof cryptomatorDescriptor>;
+export type PlainDescriptor = z.infer<typeof plainDescriptor>;
 export type RepositoryKind = Descriptor['kind'];
 
 type Init<D> = D extends unknown ? Omit<D, 'format' | 'id' | 'createdAt'> : never;
@@ -61,7 +69,7 @@ export async function readDescriptor(backend: Backend): Promise<Descriptor | und
   const parsed = descriptorSchema.safeParse(json);
   if (!parsed.success) {
     const kind = (json as { kind?: unknown })?.kind;
-    if (kind !== 'openpgp' && kind !== 'cryptomator') {
+    if (kind !== 'openpgp' && kind !== 'cryptomator' && kind !== 'plain') {
       throw new CerberusError('USAGE', `${backend.description} is a ${String(kind)} repository, which this version of cerberus does not handle`);
     }
     throw new CerberusError('INTEGRITY', `${backend.description}: ${DESCRIPTOR} is malformed (${parsed.error.issues[0]?.message ?? ''})`);
@@ -86,12 +94,22 @@ export async function requireDescriptor(backend: Backend, target: string, kind?:
   return kind === undefined ? d : requireKind(d, kind, target);
 }
 
-/** The descriptor, if the repository is of the kind the job's encryption says. */
+/** The kind of repository a target of a job holds: a hardlink stage is plain, the rest as the job's encryption says. */
+export function kindFor(job: JobConfig, target: TargetConfig): RepositoryKind {
+  return target.type === 'local' && target.snapshots === 'hardlink' ? 'plain' : job.encryption.kind;
+}
+
+/** The descriptor, if the repository is of the kind the config says. */
 export function requireKind<K extends RepositoryKind>(d: Descriptor, kind: K, target: string): Extract<Descriptor, { kind: K }> {
   if (d.kind !== kind) {
-    throw new CerberusError('CONFIG', `target ${target} holds a ${d.kind} repository, but the job's encryption is ${kind}`, {
-      hint: `set encryption.kind: ${d.kind}, or point the target at another folder and run init`,
-    });
+    const configured = kind === 'plain' ? 'a plain stage (snapshots: hardlink)' : `the job's encryption is ${kind}`;
+    const hint =
+      d.kind === 'plain'
+        ? 'add snapshots: hardlink to the target, or point it at another folder and run init'
+        : kind === 'plain'
+          ? 'remove snapshots: hardlink from the target, or point it at another folder and run init'
+          : `set encryption.kind: ${d.kind}, or point the target at another folder and run init`;
+    throw new CerberusError('CONFIG', `target ${target} holds a ${d.kind} repository, but ${configured}`, { hint });
   }
   return d as Extract<Descriptor, { kind: K }>;
 }

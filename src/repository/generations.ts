@@ -12,12 +12,16 @@ import { putBuffer, readSmall, sha256Hex } from './io.js';
 export const SUMS = 'SHA256SUMS';
 export const INFO = 'info.json';
 export const MANIFEST = 'manifest.json.gpg';
+/** a plain generation's manifest, readable as it is */
+export const PLAIN_MANIFEST = 'manifest.json';
+/** a plain generation's folder tree */
+export const PLAIN_FILES = 'files';
 export const INCOMPLETE_PREFIX = '.incomplete-';
 
 export const infoSchema = z.object({
   format: z.literal(1),
   /** absent in generations written before Cryptomator repositories existed */
-  kind: z.enum(['openpgp', 'cryptomator']).default('openpgp'),
+  kind: z.enum(['openpgp', 'cryptomator', 'plain']).default('openpgp'),
   id: z.string(),
   level: z.enum(LEVELS),
   parent: z.string().nullable(),

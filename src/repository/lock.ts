@@ -27,7 +27,8 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process of this host is still there (EPERM: it is, but another user's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

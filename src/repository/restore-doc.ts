@@ -1,9 +1,32 @@
-import type { CryptomatorDescriptor, Descriptor, OpenpgpDescriptor } from './descriptor.js';
+import type { CryptomatorDescriptor, Descriptor, OpenpgpDescriptor, PlainDescriptor } from './descriptor.js';
 
 /** RESTORE.md: how to get everything back with standard tools alone. */
 export function restoreDoc(d: Descriptor): string {
-  return (d.kind === 'openpgp' ? openpgpDoc(d) : cryptomatorDoc(d)) + YEARLY;
+  return (d.kind === 'openpgp' ? openpgpDoc(d) : d.kind === 'cryptomator' ? cryptomatorDoc(d) : plainDoc(d)) + DATABASES + YEARLY;
 }
+
+/** Dumps are files of every kind of restore point; the section is there whether or not a job has any. */
+const DATABASES = `
+## Databases (databases/)
+
+A job with \`source.databases\` stores each database as one file at the top of every restore
+point: \`databases/<name>.dump\` (PostgreSQL, \`pg_dump --format=custom\`) or
+\`databases/<name>.sql\` (MySQL or MariaDB, \`mysqldump --single-transaction\`). Get the
+restore point back as above (in a plain stage the file is \`<level>/<id>/files/databases/…\`),
+or with cerberus: \`cerberus restore … --path "databases/**"\`. Then load it into a new,
+empty database:
+
+    createdb -T template0 NAME
+    pg_restore --dbname=NAME --no-owner --exit-on-error databases/NAME.dump
+    # add --no-privileges when the dump's roles do not exist on this server;
+    # pg_restore --list shows what is in it, pg_restore -f NAME.sql turns it into SQL
+
+    mysql -e 'CREATE DATABASE NAME'
+    mysql NAME < databases/NAME.sql
+
+Connection and password come as usual for these tools (\`PGHOST\`, \`PGUSER\`, \`~/.pgpass\`;
+\`~/.my.cnf\`). Use a \`pg_restore\` at least as new as the \`pg_dump\` that wrote the file.
+`;
 
 /** The yearly cold copy is the same for both kinds: 7-Zip and its own password. */
 const YEARLY = `
@@ -165,5 +188,32 @@ app would alter that restore point behind cerberus's back.
 
     cerberus list --config cerberus.yaml
     cerberus restore --config cerberus.yaml --at latest --to /path/to/folder
+`;
+}
+
+/** For a plain stage: the files are there as they were; cp is the restore tool. */
+function plainDoc(d: PlainDescriptor): string {
+  return `# Restoring from this cerberus repository by hand
+
+Repository \`${d.id}\` of job \`${d.job}\`, a **plain stage**: nothing here is encrypted.
+Every generation is a complete folder tree in \`<level>/<id>/files/\`. Files that did not
+change since the generation before are hard links to the same data, so each generation
+looks whole but costs only its changes. Deleting one never touches another.
+
+## Restore
+
+Pick a generation (the newest is the last \`daily/\`, \`weekly/\`, \`monthly/\` or
+\`quarterly/\` folder by name; names are UTC times) and copy its tree:
+
+    cp -a daily/2026-11-22T030012Z/files/. /restore/here/
+
+\`rsync -aH daily/…/files/ /restore/here/\` works too. Do not edit files in place here:
+a hard-linked file is the same file in every generation that holds it.
+
+## Check
+
+\`manifest.json\` in each generation lists every path with its size, mode, mtime and
+sha256. \`SHA256SUMS\` (written last: a generation without it is unfinished) checks the
+manifest: \`sha256sum -c SHA256SUMS\`.
 `;
 }

@@ -77,6 +77,8 @@ export interface Backend {
    * parents. A server that will not rejects with FolderCopyRefusedError. See copyFolder.
    */
   copyTree?(from: string, to: string, opts?: RequestOptions): Promise<void>;
+  /** removes a folder and all in it in one step (a local disk: symlinks and read-only folders too); absent is not an error */
+  removeTree?(dir: string, opts?: RequestOptions): Promise<void>;
   /** makes every put made with `deferSync` (and every copyTree) durable; call before a commit marker */
   flush?(opts?: RequestOptions): Promise<void>;
 }
@@ -90,6 +92,7 @@ export function joinPath(...parts: string[]): string {
 
 /** Removes a directory tree through the interface: files first, then folders, deepest first. */
 export async function removeTree(backend: Backend, dir: string): Promise<void> {
+  if (backend.removeTree) return backend.removeTree(dir);
   for (const entry of await backend.list(dir)) {
     const p = joinPath(dir, entry.name);
     if (entry.isDir) await removeTree(backend, p);

@@ -2,6 +2,6 @@ export type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestO
 export { fileBody } from './backend.js';
 export { joinPath, removeTree } from './backend.js';
 export { copyFolder, type CopyFolderOptions } from './copy-tree.js';
-export { LocalBackend } from './local.js';
+export { LocalBackend, syncFileSystem } from './local.js';
 export { openBackend, rawBackend, type OpenOptions, type OpenTarget } from './open.js';
 export { FolderCopyRefusedError, StorageError, httpStorageError, networkCode, parseRetryAfter } from './errors.js';

@@ -1,7 +1,7 @@
 import { pipeline, type Duplex, type Readable } from 'node:stream';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
 
-export type Verb = 'put' | 'get' | 'stat' | 'list' | 'remove' | 'mkdir' | 'move' | 'copy' | 'copyTree' | 'flush';
+export type Verb = 'put' | 'get' | 'stat' | 'list' | 'remove' | 'mkdir' | 'move' | 'copy' | 'copyTree' | 'removeTree' | 'flush';
 
 /** One call as a layer sees it. */
 export interface Request {
@@ -42,6 +42,7 @@ export class LayeredBackend implements Backend {
   readonly move?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
   readonly copy?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
   readonly copyTree?: (from: string, to: string, opts?: RequestOptions) => Promise<void>;
+  readonly removeTree?: (dir: string, opts?: RequestOptions) => Promise<void>;
   readonly flush?: (opts?: RequestOptions) => Promise<void>;
 
   constructor(
@@ -61,6 +62,10 @@ export class LayeredBackend implements Backend {
     if (inner.copyTree) {
       const copyTree = inner.copyTree.bind(inner);
       this.copyTree = (from, to, opts) => this.layer.call<void>({ verb: 'copyTree', path: from, to }, opts ?? {}, (o) => copyTree(from, to, o));
+    }
+    if (inner.removeTree) {
+      const removeTree = inner.removeTree.bind(inner);
+      this.removeTree = (dir, opts) => this.layer.call<void>({ verb: 'removeTree', path: dir }, opts ?? {}, (o) => removeTree(dir, o));
     }
     if (inner.flush) {
       const flush = inner.flush.bind(inner);

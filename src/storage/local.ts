@@ -263,6 +263,21 @@ export class LocalBackend implements Backend {
     }
   }
 
+  async removeTree(dir: string): Promise<void> {
+    const abs = this.abs(dir);
+    if (abs === this.root) throw new CerberusError('INTERNAL', 'refusing to remove the whole repository');
+    try {
+      await fsp.rm(abs, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw ioError(err, `${this.description}: cannot remove ${dir}`);
+      // a plain stage keeps the source's read-only folders; their owner may open them again
+      await makeWritable(abs);
+      await fsp.rm(abs, { recursive: true, force: true }).catch((e: unknown) => {
+        throw ioError(e, `${this.description}: cannot remove ${dir}`);
+      });
+    }
+  }
+
   async mkdir(p: string): Promise<void> {
     await makeDirs(this.abs(p)).catch((err: unknown) => {
       throw ioError(err, `${this.description}: cannot create ${p}`);
@@ -354,7 +369,15 @@ function tmpPath(dest: string): string {
 }
 
 /** coreutils' (or busybox's) `sync -f`: syncfs(2) on the file system holding `dir`. */
-async function syncFileSystem(dir: string): Promise<void> {
+async function makeWritable(dir: string): Promise<void> {
+  const st = await fsp.lstat(dir);
+  if (!st.isDirectory()) return;
+  await fsp.chmod(dir, (st.mode & 0o7777) | 0o700);
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) if (e.isDirectory()) await makeWritable(path.join(dir, e.name));
+}
+
+/** syncfs(2) of the file system holding `dir`, through coreutils' `sync -f`. */
+export async function syncFileSystem(dir: string): Promise<void> {
   await execFileP('sync', ['-f', dir], { timeout: 60 * 60_000 });
 }
 

@@ -22,7 +22,7 @@ export class TimeoutLayer implements Layer {
   ) {}
 
   async call<T>(req: Request, opts: RequestOptions, next: Next<T>, body?: BodySource): Promise<T> {
-    const ms = req.verb === 'copyTree' || req.verb === 'flush' ? Math.max(this.ms, TimeoutLayer.TREE_COPY_MS) : this.ms;
+    const ms = req.verb === 'copyTree' || req.verb === 'removeTree' || req.verb === 'flush' ? Math.max(this.ms, TimeoutLayer.TREE_COPY_MS) : this.ms;
     const controller = new AbortController();
     const timedOut = () =>
       new StorageError(`target ${this.target}: ${describeRequest(req)}: no response for ${ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)}s`}`, {

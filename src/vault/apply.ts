@@ -55,6 +55,11 @@ export interface ApplyOptions {
   holder: string;
   /** false: keep no manifest entries (a mirror has no manifest) */
   manifest?: boolean;
+  /**
+   * Files from outside the source (database dumps), put into the folder `dir` at the top of
+   * the vault after the walk and uploaded every time, never taken as unchanged.
+   */
+  extra?: { dir: SourceEntry; files: SourceEntry[] };
   /** called with what would go, before anything is deleted; may throw to keep it */
   beforeDeletes?: (what: { gone: Array<{ path: string; type: VaultRecord['type'] }>; previousFiles: number; rootsMissing: string[] }) => void;
 }
@@ -279,16 +284,17 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     }
   };
 
-  const onFile = async (e: SourceEntry) => {
+  /** `always`: upload it even when its content is what the vault holds */
+  const onFile = async (e: SourceEntry, always = false) => {
     const parent = top();
     const key = vaultKey(e.path);
     const old = prev[key];
     visited.files++;
     stats.files++;
     stats.bytes += e.size;
-    const cached = opts.oldHashes.get(e.abs);
+    const cached = always ? undefined : opts.oldHashes.get(e.abs);
     let known = matchesStat(cached, e) ? cached : undefined;
-    if (!known && !dryRun && old?.type === 'file' && old.sha256 !== undefined && old.size === e.size) {
+    if (!always && !known && !dryRun && old?.type === 'file' && old.sha256 !== undefined && old.size === e.size) {
       // touched, or its hash forgotten: reading it is cheaper than encrypting and sending it
       const sha256 = await sha256OfFile(e.abs).catch(() => undefined);
       if (sha256 === old.sha256) known = { size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino, sha256 };
@@ -414,7 +420,20 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
         break;
     }
   }
+  if (opts.extra) {
+    // only the vault's root is left on the stack once the walk is over
+    if (rootDir.names.has(vaultKey(opts.extra.dir.path))) {
+      throw new CerberusError('CONFIG', `the source has its own ${opts.extra.dir.path} at the top, where the database dumps go`, {
+        hint: `rename it, or leave it out with source.exclude`,
+      });
+    }
+    await onEnter(opts.extra.dir);
+    for (const f of opts.extra.files) await onFile(f, true);
+    stack.pop();
+  }
   await pool.drain();
+  // the dumps' spool files are no source files: the next run must not know them
+  for (const f of opts.extra?.files ?? []) hashes.delete(f.abs);
 
   // what is gone: children before parents, and nothing twice (a folder's removal covers its nodes)
   const gone = Object.entries(prev)

@@ -76,7 +76,7 @@ describe('loadConfig: defaults and values', () => {
     const job = config.jobs.get('documents');
     expect(job).toEqual({
       name: 'documents',
-      source: { paths: ['/data/documents'], exclude: [] },
+      source: { paths: ['/data/documents'], exclude: [], databases: [] },
       encryption: { kind: 'openpgp', recipients: ['/keys/cerberus.pub.asc'], compression: 'none' },
       targets: [{ name: 'usb', type: 'local', path: '/mnt/usb/documents', retries: 5, timeoutMs: 60_000, concurrency: 4, bwlimit: undefined }],
       retention: { daily: 7, weekly: 5, monthly: 12, quarterly: 8, keepWithinMs: 2 * 86_400_000 },
@@ -438,7 +438,7 @@ describe('loadConfig: validation errors', () => {
 describe('selectJob', () => {
   const job = (name: string): JobConfig => ({
     name,
-    source: { paths: ['/a'], exclude: [] },
+    source: { paths: ['/a'], exclude: [], databases: [] },
     encryption: { kind: 'openpgp', recipients: ['/k'], compression: 'none' },
     targets: [{ name: 't', type: 'local', path: '/t', retries: 0, timeoutMs: 1000, concurrency: 1, bwlimit: undefined }],
     retention: { daily: 7, weekly: 5, monthly: 12, quarterly: 8, keepWithinMs: 0 },

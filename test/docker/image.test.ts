@@ -39,7 +39,7 @@ describe('docker/Dockerfile as written', () => {
     expect(JSON.parse(last('ENTRYPOINT') ?? 'null')).toEqual(['/usr/bin/tini', '--', 'cerberus']);
     expect(JSON.parse(last('VOLUME') ?? 'null')).toEqual(['/state']);
     expect(last('ENV')).toMatch(/CERBERUS_STATE_DIR=\/state/);
-    expect(rt.find((i) => i.op === 'RUN' && i.args.includes('apt-get'))?.args).toMatch(/--no-install-recommends tini 7zip && rm -rf \/var\/lib\/apt\/lists/);
+    expect(rt.find((i) => i.op === 'RUN' && i.args.includes('apt-get'))?.args).toMatch(/--no-install-recommends tini 7zip postgresql-client && rm -rf \/var\/lib\/apt\/lists/);
   });
 
   it('puts into the image only the runtime, its dependencies, dist and the job definitions', () => {

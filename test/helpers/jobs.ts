@@ -5,7 +5,7 @@ import type { JobConfig } from '../../src/config/index.js';
 export function vaultJob(dir: string): JobConfig {
   return {
     name: 'docs',
-    source: { paths: [path.join(dir, 'src')], exclude: [] },
+    source: { paths: [path.join(dir, 'src')], exclude: [], databases: [] },
     encryption: { kind: 'cryptomator', password: 'pw' },
     targets: [{ name: 'disk', type: 'local', path: path.join(dir, 'repo'), retries: 0, timeoutMs: 10_000, concurrency: 4, bwlimit: undefined }],
     retention: { daily: 7, weekly: 5, monthly: 12, quarterly: 8, keepWithinMs: 0 },

@@ -58,7 +58,7 @@ type Fault =
 class Faulty implements Backend {
   readonly description = 'faulty';
   readonly capabilities: Capabilities;
-  readonly calls: Record<Verb, number> = { put: 0, get: 0, stat: 0, list: 0, remove: 0, mkdir: 0, move: 0, copy: 0, copyTree: 0, flush: 0 };
+  readonly calls: Record<Verb, number> = { put: 0, get: 0, stat: 0, list: 0, remove: 0, mkdir: 0, move: 0, copy: 0, copyTree: 0, removeTree: 0, flush: 0 };
   /** the range of every get, as it reached the backend */
   readonly ranges: Array<ByteRange | undefined> = [];
   /** the first chunk of every put body, as it reached the backend */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CerberusError, ExitCode } from '../../errors.js';
-import { runBackup, type BackupResult } from '../../jobs/backup.js';
+import { runBackup, type BackupResult, type TargetBackupResult } from '../../jobs/backup.js';
 import { backupAlerts, backupTargets } from '../../jobs/backup-report.js';
 import { formatBytes, table } from '../../report/format.js';
 import { alertGithub, reported } from '../report.js';
@@ -64,19 +64,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const code = backupExitCode(result);
       if (opts.json) printJson(ctx, { ...result, exitCode: code });
       else {
-        const rows = result.targets.map((t) => [
-          t.target,
-          t.status + (t.suspicious.length > 0 ? ' (suspicious)' : ''),
-          t.level ?? '-',
-          t.id ?? '-',
-          t.stats ? String(t.stats.files) : '-',
-          t.stats ? formatBytes(t.stats.bytes) : '-',
-          t.stats ? `${t.stats.storedFiles} / ${formatBytes(t.stats.storedBytes)}` : '-',
-          t.stats ? String(t.stats.deleted) : '-',
-          String(t.pruned.length),
-        ]);
-        ctx.stdout.write(table(['target', 'status', 'level', 'id', 'files', 'size', 'stored', 'deleted', 'pruned'], rows) + '\n');
-        for (const t of result.targets) if (t.error) ctx.stdout.write(`${t.target}: ${t.error}\n`);
+        ctx.stdout.write(targetTable(result.targets));
         for (const h of result.hooks ?? []) if (h.error) ctx.stdout.write(`hook ${h.hook}: ${h.error}\n`);
       }
       done(code);
@@ -100,4 +88,21 @@ function interruption(): { promise: Promise<never>; dispose(): void } {
   promise.catch(() => undefined);
   for (const s of signals) process.on(s, onSignal);
   return { promise, dispose };
+}
+
+/** The per-target table of a backup (or of the generations a replication made), and each failure. */
+export function targetTable(targets: TargetBackupResult[]): string {
+  const rows = targets.map((t) => [
+    t.target,
+    t.status + (t.suspicious.length > 0 ? ' (suspicious)' : ''),
+    t.level ?? '-',
+    t.id ?? '-',
+    t.stats ? String(t.stats.files) : '-',
+    t.stats ? formatBytes(t.stats.bytes) : '-',
+    t.stats ? `${t.stats.storedFiles} / ${formatBytes(t.stats.storedBytes)}` : '-',
+    t.stats ? String(t.stats.deleted) : '-',
+    String(t.pruned.length),
+  ]);
+  const failures = targets.filter((t) => t.error).map((t) => `${t.target}: ${t.error}\n`);
+  return table(['target', 'status', 'level', 'id', 'files', 'size', 'stored', 'deleted', 'pruned'], rows) + '\n' + failures.join('');
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { pruneRepository } from '../../jobs/prune.js';
 import { acquireLock } from '../../repository/lock.js';
-import { requireDescriptor } from '../../repository/descriptor.js';
+import { kindFor, requireDescriptor } from '../../repository/descriptor.js';
 import type { JobConfig } from '../../config/index.js';
 import type { Reporter } from '../../report/log.js';
 import type { PhaseLog } from '../../report/phases.js';
@@ -52,7 +52,7 @@ async function pruneTargets(ctx: CommandContext, job: JobConfig, opts: PruneOpti
   for (const target of job.targets) {
     await phases.time('prune', target.name, async () => {
       const backend = storageFor(ctx, reporter)(target);
-      await requireDescriptor(backend, target.name, job.encryption.kind);
+      await requireDescriptor(backend, target.name, kindFor(job, target));
       const lock = opts.dryRun ? undefined : await acquireLock(backend, `cerberus prune --job ${job.name}`, (m) => reporter.notice(m));
       try {
         reporter.phase(`prune ${target.name}${opts.dryRun ? ' (dry run)' : ''}`);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { openingFor } from '../../jobs/keys.js';
-import { runRestore } from '../../jobs/restore.js';
+import { pickTarget, runRestore } from '../../jobs/restore.js';
+import { kindFor } from '../../repository/descriptor.js';
 import { loadJob, printJson, repeatable, reporterFor, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
 import { reported } from '../report.js';
 
@@ -44,7 +45,8 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         { report: opts.report, command: 'restore', job: opts.job, reporter },
         async (run) => {
           const job = await loadJob(ctx, opts, run);
-          const opening = job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
+          // a plain stage needs no key
+          const opening = kindFor(job, pickTarget(job, opts.target)) === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
           return run.phases.time(opts.dryRun ? 'restore --dry-run' : 'restore', opts.target ?? job.targets[0]?.name, () =>
             runRestore(job, {
               at: opts.at,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
+import { kindFor } from '../../repository/descriptor.js';
 import { openingFor } from '../../jobs/keys.js';
 import { runVerify } from '../../jobs/verify.js';
 import { loadJob, printJson, reporterFor, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
@@ -24,7 +25,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         { report: opts.report, command: 'verify', job: opts.job, reporter },
         async (run) => {
           const job = await loadJob(ctx, opts, run);
-          const opening = opts.full && job.encryption.kind === 'openpgp' ? await openingFor(job, opts.key, ctx.env) : undefined;
+          const opening = opts.full && job.targets.some((t) => kindFor(job, t) === 'openpgp') ? await openingFor(job, opts.key, ctx.env) : undefined;
           return runVerify(job, { full: Boolean(opts.full), ...(opening ? { opening } : {}), reporter, open: storageFor(ctx, reporter), phases: run.phases });
         },
         (r) => ({ exitCode: r.problems.length > 0 ? ExitCode.failed : ExitCode.ok, targets: [] }),
