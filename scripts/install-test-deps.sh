@@ -2,7 +2,7 @@
 # Installs what the test suite needs on a fresh Debian machine: GnuPG and GNU tar for interop
 # checks, GNU time for the benchmarks, Apache with mod_dav for the WebDAV tests, curl for the
 # upload benchmark, 7-Zip for the yearly export, groovy and Java 17 for the Jenkinsfiles,
-# PostgreSQL (server and client) for the database sources.
+# PostgreSQL and MariaDB (servers and clients) for the database sources.
 # Then the npm packages (s3rver and npm-groovy-lint among them), exactly as locked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,10 @@ ls -d /usr/lib/jvm/java-17-openjdk-* >/dev/null 2>&1 || need+=(openjdk-17-jre-he
 # with pg_dump; the package's default cluster is created but, as every daemon here, not started
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
+# and their own MariaDB server (mariadb-install-db, mariadbd, in /usr/sbin: not on a user's
+# PATH), dumped with mysqldump and loaded back with the mysql client
+command -v mariadb-install-db >/dev/null 2>&1 && { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } || need+=(mariadb-server)
+command -v mysqldump >/dev/null 2>&1 && command -v mysql >/dev/null 2>&1 || need+=(mariadb-client)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

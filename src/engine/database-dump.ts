@@ -346,6 +346,11 @@ export function startDump(db: DatabaseSource, opts: StartDumpOptions = {}): Dump
   const hint = () => {
     const text = stderr.lines().join('\n');
     if (/server version mismatch/i.test(text)) return `install a ${tool} at least as new as the server, or point ${TOOLS[db.type].override} at one`;
+    // logged in but not allowed (1044 is also MySQL's answer for a database that does not exist):
+    // --events and --routines need more than what reading the tables does
+    if (db.type === 'mysql' && /\b(1044|1142|1227)\b|insufficient privileges/i.test(text)) {
+      return `check the database name in source.databases[].url of "${db.name}", and that its user has SELECT, SHOW VIEW, TRIGGER and EVENT on it (and, unless it defined the stored routines, SELECT on mysql.proc; SHOW_ROUTINE on MySQL 8)`;
+    }
     return `check source.databases[].url of "${db.name}" and that ${tool} can reach the server and read the whole database`;
   };
 

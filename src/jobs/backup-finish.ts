@@ -1,8 +1,10 @@
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { LEVELS, type Level } from '../engine/levels.js';
-import type { Manifest, ManifestEntry } from '../engine/manifest.js';
+import { sortEntries, type Manifest, type ManifestEntry } from '../engine/manifest.js';
+import { checkGuards } from '../engine/guards.js';
+import { VERSION } from '../version.js';
 import type { HashRecord, StateCache } from '../engine/state-cache.js';
-import type { Generation, RepositoryListing } from '../repository/generations.js';
+import type { Generation, GenerationInfo, RepositoryListing } from '../repository/generations.js';
 import type { Backend } from '../storage/backend.js';
 import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
@@ -228,4 +230,57 @@ export function targetFailure(target: string, err: unknown): string {
   const own = `target ${target}: `;
   const why = describeError(err);
   return why.startsWith(own) ? why.slice(own.length) : why;
+}
+
+/** The manifest of a generation that stands alone (a vault, a plain tree): no parent, a chain of one. */
+export function standaloneManifest(job: JobConfig, opts: BackupOptions, level: Level, id: string, entries: ManifestEntry[], stats: ApplyStats): Manifest {
+  return {
+    format: 1,
+    job: job.name,
+    id,
+    level,
+    parent: null,
+    chain: [id],
+    createdAt: opts.now.toISOString(),
+    roots: opts.replica?.roots ?? job.source.paths,
+    entries: sortEntries(entries),
+    stats: {
+      files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, bytes: stats.bytes,
+      storedFiles: stats.storedFiles, storedBytes: stats.storedBytes, deleted: stats.deleted,
+    },
+  };
+}
+
+/**
+ * The guards for a standalone generation against the state before it. A dump differs every
+ * run: the report counts it as changed, the mass-change guard leaves it out.
+ */
+export function standaloneGuards(
+  job: JobConfig,
+  manifest: Manifest,
+  previous: Manifest | undefined,
+  rootsMissing: string[],
+  dumpPaths: Set<string>,
+): { changedFiles: number; suspicious: string[] } {
+  const changedFiles = changedSince(manifest, previous);
+  const dumpsChanged = dumpPaths.size > 0 ? changedSince({ ...manifest, entries: manifest.entries.filter((e) => dumpPaths.has(e.path)) }, previous) : 0;
+  const suspicious = checkGuards(
+    {
+      rootsMissing,
+      current: { files: manifest.stats.files, bytes: manifest.stats.bytes },
+      previous: previous ? { files: previous.stats.files, bytes: previous.stats.bytes } : undefined,
+      changedFiles: changedFiles - dumpsChanged,
+    },
+    job.guards,
+  );
+  return { changedFiles, suspicious };
+}
+
+/** info.json of a standalone generation. */
+export function standaloneInfo(kind: 'plain' | 'cryptomator', manifest: Manifest, suspicious: string[], stats: GenerationInfo['stats']): GenerationInfo {
+  const { id, level } = manifest;
+  return {
+    format: 1, kind, id, level, parent: null, chain: [id], chainDirs: `${level}/${id}`, createdAt: manifest.createdAt, suspicious, volumes: 0, stats,
+    createdBy: `cerberus ${VERSION}`,
+  };
 }

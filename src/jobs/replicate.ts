@@ -125,7 +125,8 @@ async function replicateOne(
 /** Pins of replications that died (on this host) are only links: remove them. */
 async function clearStalePins(pins: string): Promise<void> {
   for (const name of await fsp.readdir(pins).catch(() => [] as string[])) {
-    const m = /-(.+)-(\d+)$/.exec(name);
+    // <id>-<host>-<pid>; ids and host names both hold dashes, the id's shape is fixed
+    const m = /^\d{4}-\d{2}-\d{2}T\d{6}Z-(.+)-(\d+)$/.exec(name);
     if (m && m[1] === os.hostname() && pidAlive(Number(m[2]))) continue;
     if (m && m[1] !== os.hostname()) continue;
     await fsp.rm(path.join(pins, name), { recursive: true, force: true });

@@ -2,12 +2,11 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { JobConfig, LocalTargetConfig } from '../config/index.js';
 import { CerberusError, describeError, ioError } from '../errors.js';
-import { checkGuards } from '../engine/guards.js';
 import { chooseLevel } from '../engine/levels.js';
-import { manifestBytes, parseManifest, sortEntries, type FileEntry, type Manifest } from '../engine/manifest.js';
+import { manifestBytes, parseManifest, type FileEntry, type Manifest } from '../engine/manifest.js';
 import { StateCache } from '../engine/state-cache.js';
 import { requireDescriptor } from '../repository/descriptor.js';
-import { GenerationWriter, INFO, PLAIN_FILES, PLAIN_MANIFEST, type Generation, type GenerationInfo } from '../repository/generations.js';
+import { GenerationWriter, INFO, PLAIN_FILES, PLAIN_MANIFEST, type Generation } from '../repository/generations.js';
 import { readSmall, sha256Hex } from '../repository/io.js';
 import { acquireLock } from '../repository/lock.js';
 import { joinPath, syncFileSystem, type Backend } from '../storage/index.js';
@@ -15,8 +14,7 @@ import { formatBytes } from '../report/format.js';
 import { PhaseLog } from '../report/phases.js';
 import { UPLOAD_PHASE } from '../report/run-report.js';
 import { sha256OfFile } from '../fsutil.js';
-import { VERSION } from '../version.js';
-import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type TargetBackupResult } from './backup-finish.js';
+import { finishTarget, isRunFatal, listForRun, standaloneGuards, standaloneInfo, standaloneManifest, targetFailure, type BackupOptions, type TargetBackupResult } from './backup-finish.js';
 import { checkDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
 import { writeStageTree, type StageTree } from './stage-tree.js';
 
@@ -92,32 +90,8 @@ async function stageTarget(job: JobConfig, target: LocalTargetConfig, opts: Back
       const dumps = job.source.databases.length > 0 ? await stageDumps(job, dest, tree, id, opts, cache) : [];
       if (lastRead) await opts.hooks?.sourceRead();
       const { stats } = tree;
-      manifest = {
-        format: 1,
-        job: job.name,
-        id,
-        level,
-        parent: null,
-        chain: [id],
-        createdAt: opts.now.toISOString(),
-        roots: job.source.paths,
-        entries: sortEntries(tree.entries),
-        stats: {
-          files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, bytes: stats.bytes,
-          storedFiles: stats.storedFiles, storedBytes: stats.storedBytes, deleted: stats.deleted,
-        },
-      };
-      // a dump differs every run: the report counts it, the mass-change guard does not
-      changedFiles = changedSince(manifest, previous) - changedSince({ ...manifest, entries: dumps }, previous);
-      suspicious = checkGuards(
-        {
-          rootsMissing: tree.rootsMissing,
-          current: { files: stats.files, bytes: stats.bytes },
-          previous: previous ? { files: previous.stats.files, bytes: previous.stats.bytes } : undefined,
-          changedFiles,
-        },
-        job.guards,
-      );
+      manifest = standaloneManifest(job, opts, level, id, tree.entries, stats);
+      ({ changedFiles, suspicious } = standaloneGuards(job, manifest, previous, tree.rootsMissing, new Set(dumps.map((d) => d.path))));
       reporter.info(
         `${stats.files} files (${formatBytes(stats.bytes)}): ${stats.storedFiles} copied (${formatBytes(stats.storedBytes)}), ${tree.linked} linked, ${stats.deleted} deleted since the last generation`,
       );
@@ -128,20 +102,7 @@ async function stageTarget(job: JobConfig, target: LocalTargetConfig, opts: Back
         });
         manifestJson = manifestBytes(manifest);
         await writer.putBuffer(PLAIN_MANIFEST, manifestJson, sha256Hex(manifestJson));
-        const info: GenerationInfo = {
-          format: 1,
-          kind: 'plain',
-          id,
-          level,
-          parent: null,
-          chain: [id],
-          chainDirs: `${level}/${id}`,
-          createdAt: manifest.createdAt,
-          suspicious,
-          volumes: 0,
-          stats: { files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes },
-          createdBy: `cerberus ${VERSION}`,
-        };
+        const info = standaloneInfo('plain', manifest, suspicious, { files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes });
         const infoBytes = Buffer.from(JSON.stringify(info, null, 2) + '\n');
         await writer.putBuffer(INFO, infoBytes, sha256Hex(infoBytes));
         reporter.phase(`committing ${level}/${id} on ${target.name} (${backend.description})`);

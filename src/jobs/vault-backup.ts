@@ -2,14 +2,13 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { CryptomatorEncryption, JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, describeError } from '../errors.js';
-import { checkGuards } from '../engine/guards.js';
 import { chooseLevel } from '../engine/levels.js';
-import { sortEntries, type Manifest } from '../engine/manifest.js';
+import type { Manifest } from '../engine/manifest.js';
 import { StateCache } from '../engine/state-cache.js';
 import { statEntry, type SourceEntry } from '../engine/walk.js';
 import { writeVaultConfig } from '../formats/cryptomator/index.js';
 import { requireDescriptor } from '../repository/descriptor.js';
-import { GenerationWriter, INFO, type Generation, type GenerationInfo } from '../repository/generations.js';
+import { GenerationWriter, INFO, type Generation } from '../repository/generations.js';
 import { sha256Hex } from '../repository/io.js';
 import { acquireLock } from '../repository/lock.js';
 import { copyFolder, joinPath, removeTree, type Backend } from '../storage/index.js';
@@ -20,9 +19,8 @@ import { applyToVault } from '../vault/apply.js';
 import { encryptManifest, loadVaultState, saveVaultState, VAULT_CONFIG, VAULT_DATA, VAULT_MANIFEST, VAULT_SUMS, vaultSumsText } from '../vault/generation.js';
 import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
 import type { VaultState } from '../vault/state.js';
-import { VERSION } from '../version.js';
 import { checkDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
-import { changedSince, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type TargetBackupResult } from './backup-finish.js';
+import { finishTarget, isRunFatal, listForRun, standaloneGuards, standaloneInfo, standaloneManifest, targetFailure, type BackupOptions, type BackupResult, type TargetBackupResult } from './backup-finish.js';
 
 /**
  * A backup into a Cryptomator repository: every generation is a whole vault. It starts as a
@@ -137,55 +135,16 @@ async function backupTargetStages(
       }
       if (lastRead) await opts.hooks?.sourceRead();
       const { stats } = applied;
-      const manifest: Manifest = {
-        format: 1,
-        job: job.name,
-        id,
-        level,
-        parent: null,
-        chain: [id],
-        createdAt: opts.now.toISOString(),
-        roots: opts.replica?.roots ?? job.source.paths,
-        entries: sortEntries(applied.entries),
-        stats: {
-          files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, bytes: stats.bytes,
-          storedFiles: stats.storedFiles, storedBytes: stats.storedBytes, deleted: stats.deleted,
-        },
-      };
-      const changedFiles = changedSince(manifest, previousManifest);
-      // a dump differs every run: counted as changed, but not by the mass-change guard
-      const dumpPaths = new Set(extra?.files.map((f) => f.path));
-      const dumpsChanged = dumpPaths.size > 0 ? changedSince({ ...manifest, entries: manifest.entries.filter((e) => dumpPaths.has(e.path)) }, previousManifest) : 0;
-      const suspicious = checkGuards(
-        {
-          rootsMissing: applied.rootsMissing,
-          current: { files: stats.files, bytes: stats.bytes },
-          previous: previousManifest ? { files: previousManifest.stats.files, bytes: previousManifest.stats.bytes } : undefined,
-          changedFiles: changedFiles - dumpsChanged,
-        },
-        job.guards,
-      );
+      const manifest = standaloneManifest(job, opts, level, id, applied.entries, stats);
+      const { changedFiles, suspicious } = standaloneGuards(job, manifest, previousManifest, applied.rootsMissing, new Set(extra?.files.map((f) => f.path)));
       reporter.info(
         `${stats.files} files (${formatBytes(stats.bytes)}), ${stats.storedFiles} encrypted and uploaded (${formatBytes(stats.storedBytes)}), ${stats.deleted} removed since the last vault`,
       );
       if (!opts.dryRun) {
-        const info: GenerationInfo = {
-          format: 1,
-          kind: 'cryptomator',
-          id,
-          level,
-          parent: null,
-          chain: [id],
-          chainDirs: `${level}/${id}`,
-          createdAt: manifest.createdAt,
-          suspicious,
-          volumes: 0,
-          stats: {
-            files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes,
-            vaultBytes: Object.values(applied.state.entries).reduce((n, r) => n + (r.ctSize ?? 0), 0),
-          },
-          createdBy: `cerberus ${VERSION}`,
-        };
+        const info = standaloneInfo('cryptomator', manifest, suspicious, {
+          files: stats.files, bytes: stats.bytes, storedFiles: stats.storedFiles, storedBytes: stats.storedBytes,
+          vaultBytes: Object.values(applied.state.entries).reduce((n, r) => n + (r.ctSize ?? 0), 0),
+        });
         const put = (name: string, data: Buffer) => writer.putBuffer(name, data, sha256Hex(data));
         await put(MASTERKEY_FILE, Buffer.from(masterkeyText));
         await put(VAULT_CONFIG, Buffer.from(writeVaultConfig(keys)));

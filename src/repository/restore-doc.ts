@@ -21,8 +21,12 @@ empty database:
     # add --no-privileges when the dump's roles do not exist on this server;
     # pg_restore --list shows what is in it, pg_restore -f NAME.sql turns it into SQL
 
-    mysql -e 'CREATE DATABASE NAME'
+    mysql -e 'CREATE DATABASE NAME CHARACTER SET utf8mb4'
     mysql NAME < databases/NAME.sql
+    # as the user that made its views, triggers and routines (each names it as DEFINER), or an
+    # admin (sudo mysql). MySQL's mysql, and MariaDB's from before mid-2024 (10.11.8, 10.6.18),
+    # stop at the first line of a newer MariaDB's dump (Unknown command '\\-'): give them
+    # tail -n +2 databases/NAME.sql instead
 
 Connection and password come as usual for these tools (\`PGHOST\`, \`PGUSER\`, \`~/.pgpass\`;
 \`~/.my.cnf\`). Use a \`pg_restore\` at least as new as the \`pg_dump\` that wrote the file.

@@ -3,7 +3,9 @@
  * the dump is stored as `databases/app.dump` of every restore point, comes back with
  * `cerberus restore` and with gpg + tar alone, and pg_restore rebuilds the database row for
  * row. A dump that fails fails the run, leaves nothing behind, and onError hears of it; the
- * password shows nowhere. Never skipped: without PostgreSQL the tests fail.
+ * password shows nowhere. The same for MySQL against a real MariaDB: `databases/shop.sql`,
+ * loaded with the mysql client as RESTORE.md says. Never skipped: without PostgreSQL or
+ * MariaDB the tests fail.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -13,6 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffTrees, PASSPHRASE, snapshotTree, tempDir, workspace, type RunResult, type TreeEntry, type Workspace } from '../helpers/cli.js';
 import { reports } from '../helpers/reports.js';
+import { startMariadb, type MariadbServer } from '../helpers/mariadb.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 const T1 = '2026-01-05T03:00:00Z';
@@ -121,20 +124,21 @@ async function fillSource(ws: Workspace): Promise<void> {
   await fsp.writeFile(path.join(ws.src, 'todo.txt'), 'nothing\n');
 }
 
-/** The restored tree without its databases folder, and that folder's dump. */
-async function splitRestore(to: string): Promise<{ files: Map<string, TreeEntry>; dump: string }> {
+/** The restored tree without its databases folder, and that folder's dump (`file`, which starts with `magic`). */
+async function splitRestore(to: string, file = 'app.dump', magic: RegExp = /^PGDMP/): Promise<{ files: Map<string, TreeEntry>; dump: string }> {
   const files = await snapshotTree(to);
-  const dump = path.join(to, 'databases', 'app.dump');
+  const rel = `databases/${file}`;
+  const dump = path.join(to, rel);
   expect(files.get('databases')).toMatchObject({ type: 'dir', mode: 0o700 });
-  expect(files.get('databases/app.dump')).toMatchObject({ type: 'file', mode: 0o600 });
-  expect([...files.keys()].filter((k) => k.startsWith('databases'))).toEqual(['databases', 'databases/app.dump']);
+  expect(files.get(rel)).toMatchObject({ type: 'file', mode: 0o600 });
+  expect([...files.keys()].filter((k) => k.startsWith('databases'))).toEqual(['databases', rel]);
   files.delete('databases');
-  files.delete('databases/app.dump');
-  const head = Buffer.alloc(5);
+  files.delete(rel);
+  const head = Buffer.alloc(200);
   const fh = await fsp.open(dump);
-  await fh.read(head, 0, 5, 0);
+  const { bytesRead } = await fh.read(head, 0, head.length, 0);
   await fh.close();
-  expect(head.toString()).toBe('PGDMP');
+  expect(head.subarray(0, bytesRead).toString('latin1')).toMatch(magic);
   return { files, dump };
 }
 
@@ -392,6 +396,143 @@ describe('a PostgreSQL database through a plain stage', () => {
       await pgRestore(`staged_${target}`, dump);
       expect(await checksums(`staged_${target}`)).toBe(want);
     }
+  });
+});
+
+/** Every byte value once, for a BLOB: mysqldump --hex-blob must carry them all. */
+const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i)).toString('hex');
+
+// a trigger before the rows it logs: the dump must create it after its table's rows, or the restore logs them twice
+const MY_FILL = `
+CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(200) NOT NULL, price DECIMAL(10,2), added DATETIME NOT NULL, seen TIMESTAMP NULL);
+INSERT INTO items (name, price, added, seen)
+  SELECT CONCAT('item ', seq, ' Grüße 日本語 🐬'), seq * 1.25, '2026-01-01 00:00:00' + INTERVAL seq MINUTE, FROM_UNIXTIME(1767225600 + seq * 60)
+  FROM seq_1_to_8000;
+CREATE TABLE blobs (id INT PRIMARY KEY, data LONGBLOB NOT NULL);
+INSERT INTO blobs SELECT seq, UNHEX(REPEAT(MD5(seq), 32)) FROM seq_1_to_2000;
+INSERT INTO blobs VALUES (0, UNHEX('${ALL_BYTES}'));
+CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, note_id INT NOT NULL);
+CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);
+CREATE TRIGGER notes_audit AFTER INSERT ON notes FOR EACH ROW INSERT INTO audit (note_id) VALUES (NEW.id);
+INSERT INTO notes VALUES (1, 'line\\nbreak\\ttab ''quoted'' "double" \\\\ backslash'), (2, NULL), (3, ''), (4, 'Ωμέγα ✓ ﷺ 𝄞'), (5, 'NUL \\0 byte');
+CREATE VIEW expensive AS SELECT id, name FROM items WHERE price > 9000;
+CREATE PROCEDURE cheap(IN lim DECIMAL(10,2)) SELECT COUNT(*) FROM items WHERE price < lim;
+CREATE EVENT purge_audit ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM audit WHERE id < 0;
+`;
+
+describe('a MariaDB database in an OpenPGP repository', () => {
+  let my: MariadbServer;
+  let ws: Workspace;
+  let home: string;
+  const SHOP = '{ type: mysql, url: "${MY_URL}", name: shop }';
+
+  beforeAll(async () => {
+    my = await startMariadb();
+    await my.createDb('shop');
+    await my.sql(MY_FILL, 'shop');
+    ws = await workspace();
+    await withDatabases(ws, `{ paths: [src], databases: [${SHOP}] }`, '    guards: { maxChanged: 5% }\n');
+    ok(await ws.run(['init', '-c', ws.config], { MY_URL: my.url('shop') }), 'init');
+    await fillSource(ws);
+    // RESTORE.md: "Connection and password come as usual for these tools (… ~/.my.cnf)"
+    home = await tempDir('cerberus-home-');
+    await fsp.writeFile(path.join(home, '.my.cnf'), my.clientOptions, { mode: 0o600 });
+  }, 120_000);
+
+  afterAll(async () => {
+    await my?.stop();
+  });
+
+  /** Row count and md5 of every table, each table's CHECKSUM TABLE, and the view, routine, trigger and event. */
+  const checksums = async (db: string) => {
+    const rows = (table: string, cols: string) => `SELECT '${table}', COUNT(*), MD5(GROUP_CONCAT(${cols} ORDER BY id SEPARATOR ',')) FROM ${table};`;
+    const out = await my.sql(
+      [
+        'SET SESSION group_concat_max_len = 1073741824;',
+        rows('items', "CONCAT_WS('|', id, HEX(name), price, added, UNIX_TIMESTAMP(seen))"),
+        rows('blobs', "CONCAT(id, ':', HEX(data))"),
+        rows('notes', "CONCAT(id, ':', IFNULL(HEX(body), 'NULL'))"),
+        rows('audit', "CONCAT(id, ':', note_id)"),
+        'CHECKSUM TABLE items, blobs, notes, audit EXTENDED;',
+        "SELECT 'view', COUNT(*) FROM expensive;",
+        'CALL cheap(100);',
+        `SELECT 'objects',
+           (SELECT GROUP_CONCAT(TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()),
+           (SELECT GROUP_CONCAT(CONCAT(ROUTINE_NAME, ' ', DATABASE_COLLATION)) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()),
+           (SELECT GROUP_CONCAT(CONCAT(EVENT_NAME, ' ', STATUS)) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE());`,
+        // a CREATE DATABASE without a character set takes the server's: latin1 on this one
+        "SELECT 'charset', DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE();",
+      ].join('\n'),
+      db,
+    );
+    // CHECKSUM TABLE names each table with its database
+    return out.split(`${db}.`).join('');
+  };
+
+  /** RESTORE.md's mysql lines, run as written in the restored folder, with the connection from ~/.my.cnf. */
+  async function mysqlRestore(db: string, folder: string): Promise<void> {
+    // what the restoring DBA has: a database of that name to fill
+    await my.admin(`GRANT ALL ON \`${db}\`.* TO '${my.user}'@'%'`);
+    const doc = await fsp.readFile(path.join(ws.repo, 'RESTORE.md'), 'utf8');
+    const lines = doc.split('\n').filter((l) => l.startsWith('    mysql ')).map((l) => l.trim());
+    expect(lines).toEqual(["mysql -e 'CREATE DATABASE NAME CHARACTER SET utf8mb4'", 'mysql NAME < databases/NAME.sql']);
+    const script = lines.join('\n').split('databases/NAME.sql').join('databases/shop.sql').split('NAME').join(db);
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('bash', ['-euo', 'pipefail', '-c', script], { cwd: folder, env: { PATH: process.env.PATH, HOME: home }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`mysql exited ${code}: ${stderr}`))));
+    });
+  }
+
+  const expectNoMyPassword = (text: string, ...passwords: string[]) => {
+    for (const pw of [my.password, ...passwords]) {
+      expect(text).not.toContain(pw);
+      expect(text).not.toContain(encodeURIComponent(pw));
+    }
+  };
+
+  it('backs the dump up beside the files; cerberus restore and the mysql client bring the database back row for row', async () => {
+    const source = await snapshotTree(ws.src);
+    const r = await ws.run(['backup', '-c', ws.config, '--now', T1, '--report', 'report1'], { MY_URL: my.url('shop') });
+    ok(r, 'backup');
+    expect((await reports(path.join(ws.dir, 'report1'))).json.targets[0]).toMatchObject({ id: ID1, level: 'quarterly', status: 'committed', files: 6, changedFiles: 6 });
+    expect(r.stderr).toMatch(/dumped database shop \(mysql\): [\d.]+ (KiB|MiB) in [\d.]+ s/);
+    expectNoMyPassword(r.stdout + r.stderr + (await filesUnder(path.join(ws.dir, 'report1'))));
+    expect(await scratchLeft(ws)).toEqual([]);
+
+    const to = path.join(ws.dir, 'restored1');
+    ok(await ws.run(['restore', '-c', ws.config, '--at', 'latest', '--to', to], { MY_URL: my.url('shop') }), 'restore');
+    // MariaDB's client since 10.5.25 starts its dumps with a line for its sandbox mode
+    const { files, dump } = await splitRestore(to, 'shop.sql', /^(\/\*M!999999\\- enable the sandbox mode \*\/ ?\n)?-- MariaDB dump /);
+    expect(diffTrees(source, files)).toEqual([]);
+    const text = await fsp.readFile(dump, 'utf8');
+    // mysqldump writes this last, and only when all went well
+    expect(text).toMatch(/\n-- Dump completed on [^\n]+\n$/);
+    // no CREATE DATABASE or USE: the dump loads into a database of any name
+    expect(text).not.toMatch(/^(CREATE DATABASE|USE )/m);
+    expectNoMyPassword(text);
+
+    await mysqlRestore('shop_restored', to);
+    const want = await checksums('shop');
+    expect(want).toMatch(/^items\t8000\t[0-9a-f]{32}\nblobs\t2001\t[0-9a-f]{32}\nnotes\t5\t[0-9a-f]{32}\naudit\t5\t[0-9a-f]{32}\n(\w+\t\d+\n){4}view\t800\n79\nobjects\tnotes_audit\tcheap utf8mb4_general_ci\tpurge_audit DISABLED\ncharset\tutf8mb4$/);
+    expect(await checksums('shop_restored')).toBe(want);
+  });
+
+  it('a wrong password fails the run: exit 1, the source named, nothing committed, no password anywhere', async () => {
+    const wrong = `wr0ng'pa"ss #2 ü\\%`;
+    const url = my.url('shop').replace(encodeURIComponent(my.password), encodeURIComponent(wrong));
+    expect(url).not.toBe(my.url('shop'));
+    const before = await fsp.readdir(path.join(ws.repo, 'daily')).catch(() => []);
+    const r = await ws.run(['backup', '-c', ws.config, '--now', T2, '--report', 'report2'], { MY_URL: url });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/cerberus: error: database source "shop": mysqldump failed \(exit status 2\): .*Access denied for user 'cerberus'@'127\.0\.0\.1' \(using password: YES\)/);
+    expectNoMyPassword(r.stdout + r.stderr + (await filesUnder(path.join(ws.dir, 'report2'))), wrong);
+    expect(JSON.stringify((await reports(path.join(ws.dir, 'report2'))).failures)).toMatch(/database source \\"shop\\"/);
+    expect(await fsp.readdir(path.join(ws.repo, 'daily')).catch(() => [])).toEqual(before);
+    expect(await fsp.readdir(path.join(ws.repo, 'locks')).catch(() => [])).toEqual([]);
+    expect(await scratchLeft(ws)).toEqual([]);
   });
 });
 

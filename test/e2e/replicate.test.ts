@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApache, type ApacheServer } from '../helpers/apache.js';
@@ -134,6 +135,9 @@ describe('replication from a local stage', () => {
     expect(copiedBefore).toBeGreaterThanOrEqual(2);
     expect(copiedBefore).toBeLessThan(5);
 
+    // what a replication killed with SIGKILL would leave: cleared by the next one
+    const stale = path.join(ws.dir, 'stage', '.replicating', `2026-03-03T030000Z-${os.hostname()}-4194303`);
+    await fsp.mkdir(path.join(stale, 'x'), { recursive: true });
     const again = await ws.run(['replicate', '-c', ws.config, '--from', 'usb', '--to', 'dav']);
     expect(again.code, again.stderr).toBe(0);
     const onDav = await points(ws, 'dav');

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpCommand, dumpFileName, startDump, type DatabaseSource, type DumpProcess } from '../../src/engine/database-dump.js';
 import { CerberusError } from '../../src/errors.js';
 import { errorOf } from '../helpers/errors.js';
+import { startMariadb, type MariadbServer } from '../helpers/mariadb.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 let tmp: string;
@@ -454,3 +455,103 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promi
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+describe('mysqldump against MariaDB', () => {
+  let server: MariadbServer;
+  // a backup account apart from the owner, with only the grants the privilege hint names
+  const BACKUP_PW = 'b@ck:up/pw #3 ü"';
+  const backupUrl = (password = BACKUP_PW) => `mysql://backup:${enc(password)}@127.0.0.1:${server.port}/shop`;
+
+  beforeAll(async () => {
+    server = await startMariadb();
+    await server.createDb('shop');
+    // created by the owner, as an application does: the backup account defined none of it
+    await server.sql(
+      `CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(100), data BLOB);
+       INSERT INTO items SELECT seq, CONCAT('item ', seq, ' 🐬'), UNHEX(MD5(seq)) FROM seq_1_to_500;
+       CREATE VIEW expensive AS SELECT id FROM items WHERE id > 400;
+       CREATE TRIGGER items_name BEFORE INSERT ON items FOR EACH ROW SET NEW.name = TRIM(NEW.name);
+       CREATE PROCEDURE cheap() SELECT COUNT(*) FROM items WHERE id < 10;
+       CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM items WHERE id < 0;`,
+      'shop',
+    );
+    await server.admin(
+      `CREATE USER backup@'%' IDENTIFIED BY '${BACKUP_PW}';
+       GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON shop.* TO backup@'%';
+       GRANT SELECT ON mysql.proc TO backup@'%';`,
+    );
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('a backup user with the grants the hint names dumps every kind of object', async () => {
+    const d = startDump(my(backupUrl()), { privateDir: tmp });
+    const [bytes] = await Promise.all([collect(d), d.done]);
+    const text = bytes.toString('utf8');
+    for (const what of [/CREATE TABLE `items`/, /VIEW `expensive`/, /TRIGGER `?items_name`?/, /PROCEDURE `cheap`/, /EVENT `nightly`/, /INSERT INTO `items` VALUES\s*\(1,'item 1 🐬',0x[0-9A-F]{32}\)/]) {
+      expect(text).toMatch(what);
+    }
+    expect(text).toMatch(/\n-- Dump completed on [^\n]+\n$/);
+  });
+
+  it('without EVENT: done rejects naming the source and the grants, not the password', async () => {
+    await server.admin("REVOKE EVENT ON shop.* FROM backup@'%'");
+    try {
+      const d = startDump(my(backupUrl()), { privateDir: tmp });
+      d.stdout.resume();
+      const e = await errorOf(d.done);
+      expect(e.code).toBe('SERVICE');
+      expect(e.message).toMatch(/^database source "shop": mysqldump failed \(exit status 2\): .*'show events': Access denied for user 'backup'@'%' to database 'shop' \(1044\)$/);
+      expect(e.hint).toMatch(/SELECT, SHOW VIEW, TRIGGER and EVENT/);
+      expectNoSecret(`${e.message} ${e.hint}`, BACKUP_PW);
+    } finally {
+      await server.admin("GRANT EVENT ON shop.* TO backup@'%'");
+    }
+  });
+
+  it('a wrong password: done rejects with the server\'s answer, not either password', async () => {
+    const wrong = 'wr0ng"pw #4';
+    const d = startDump(my(backupUrl(wrong)), { privateDir: tmp });
+    d.stdout.resume();
+    const e = await errorOf(d.done);
+    expect(e.message).toMatch(/^database source "shop": mysqldump failed \(exit status 2\): .*1045.*Access denied for user 'backup'@'127\.0\.0\.1' \(using password: YES\)/);
+    expect(e.hint).toMatch(/check source\.databases\[\]\.url of "shop"/);
+    expectNoSecret(`${e.message} ${e.hint}`, BACKUP_PW);
+    expectNoSecret(`${e.message} ${e.hint}`, wrong);
+  });
+
+  it('the running mysqldump has no password in its argv, only its 0600 option file; kill() stops it mid-dump', async () => {
+    const privateDir = await fsp.mkdtemp(path.join(tmp, 'private-'));
+    // a table locked for writing holds mysqldump at its first read, long enough to look at it
+    const locker = server.sql('LOCK TABLES items WRITE; SELECT SLEEP(60);', 'shop').catch(() => undefined);
+    const lockerId = async () => server.admin("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(60)'");
+    await waitFor(async () => (await lockerId()) !== '');
+    try {
+      const d = startDump(my(backupUrl()), { privateDir });
+      const read = collect(d);
+      // the password file is removed before done rejects: the stream's error comes first
+      read.catch(() => undefined);
+      await waitFor(async () => (await server.admin("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'backup' AND STATE LIKE 'Waiting for table metadata lock%'")) === '1');
+      const argv = (await fsp.readFile(`/proc/${d.pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+      expect(path.basename(argv[0]!)).toBe('mysqldump');
+      const file = /^--defaults-extra-file=(.+)$/.exec(argv[1]!)?.[1];
+      expect(path.dirname(path.dirname(file!))).toBe(privateDir);
+      expect((await fsp.stat(file!)).mode & 0o777).toBe(0o600);
+      expect((await fsp.stat(path.dirname(file!))).mode & 0o777).toBe(0o700);
+      expectNoSecret(argv.join(' '), BACKUP_PW);
+
+      d.kill();
+      const e = await errorOf(d.done);
+      expect(e.message).toMatch(/^database source "shop": mysqldump was stopped before it finished/);
+      await expect(read).rejects.toBe(e);
+      expect(await fsp.readdir(privateDir)).toEqual([]);
+    } finally {
+      await server.admin(`KILL ${await lockerId()}`);
+      await locker;
+    }
+    const d = startDump(my(backupUrl()), { privateDir });
+    await Promise.all([collect(d), d.done]);
+  });
+});

@@ -1,0 +1,286 @@
+/**
+ * A throwaway real MariaDB server (Debian 12's 10.11) in a child process, for the MySQL
+ * database-source tests. Each server has its own folder (under /dev/shm when it exists) with
+ * its data dir, socket and log, and its own port on 127.0.0.1; nothing of the system's
+ * server or option files (/etc/mysql, ~/.my.cnf) is used.
+ *
+ * Two logins: `user`, with a password full of characters that need quoting in a URL, an
+ * option file, SQL and a shell, over TCP (the path cerberus takes); and an admin through the
+ * socket by unix_socket authentication, which has no password at all.
+ *
+ * Never skipped: without the binaries `startMariadb` throws, so a run cannot go green without
+ * a real server. scripts/install-test-deps.sh installs them.
+ *
+ * mariadbd refuses to run as root: as root, the server and mariadb-install-db run as the
+ * `mysql` user the Debian package creates, and the server's folder belongs to it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface MariadbServer {
+  /** `mysql://user:password@127.0.0.1:port/db`, every part percent-encoded */
+  url(db: string): string;
+  port: number;
+  user: string;
+  password: string;
+  /** the server's unix socket */
+  socket: string;
+  /** e.g. `10.11.19-MariaDB-0+deb12u1` */
+  version: string;
+  /** a `[client]` option file that logs `user` in over TCP, password included: a ~/.my.cnf */
+  clientOptions: string;
+  /** runs SQL as `user` with the mysql client (batch, no column names), stops at the first error; resolves with stdout */
+  sql(statements: string, db?: string): Promise<string>;
+  /** the same as the server's admin, through the socket */
+  admin(statements: string, db?: string): Promise<string>;
+  /** a database (utf8mb4) that `user` may do everything in */
+  createDb(name: string): Promise<void>;
+  /** stops the server and removes its folder */
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 10_000;
+
+/** The first of `names` on PATH or in the sbin folders (not on a user's PATH on Debian). */
+function findBin(names: string[]): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/bin'];
+  for (const name of names) {
+    for (const dir of dirs) {
+      const p = path.join(dir, name);
+      try {
+        fs.accessSync(p, fs.constants.X_OK);
+        return p;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The uid/gid to run the server as: the `mysql` user as root, else ourselves (undefined). */
+function serverUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = Number(spawnSync('id', ['-u', 'mysql'], { encoding: 'utf8' }).stdout.trim());
+  const gid = Number(spawnSync('id', ['-g', 'mysql'], { encoding: 'utf8' }).stdout.trim());
+  if (!Number.isInteger(uid) || uid <= 0 || !Number.isInteger(gid)) {
+    throw new Error('running as root, but there is no mysql user to run mariadbd as: install the mariadb-server package (scripts/install-test-deps.sh)');
+  }
+  return { uid, gid };
+}
+
+/** Runs a program to its end; rejects with its output when it fails. */
+function run(bin: string, args: string[], opts: { input?: string; cwd?: string; as?: { uid: number; gid: number } | undefined } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.as ?? {}) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${path.basename(bin)} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${stderr.trim() || stdout.trim()}`));
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+async function tail(file: string, lines = 30): Promise<string> {
+  const text = await fsp.readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').slice(-lines).join('\n').trim();
+}
+
+async function terminate(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, sig);
+    } catch {
+      // the group is gone already
+    }
+  };
+  // SIGTERM: a normal shutdown, well under a second for a server this small
+  kill('SIGTERM');
+  const force = setTimeout(() => kill('SIGKILL'), STOP_GRACE_MS);
+  await exited;
+  clearTimeout(force);
+}
+
+/** A value of an option file, quoted: mysys then reads `#`, quotes and spaces as they are. */
+const optionValue = (s: string) => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+/** A string literal for the server's default sql_mode, where backslash escapes. */
+const sqlString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+
+export async function startMariadb(opts: { user?: string; password?: string } = {}): Promise<MariadbServer> {
+  const mariadbd = findBin(['mariadbd', 'mysqld']);
+  const installDb = findBin(['mariadb-install-db', 'mysql_install_db']);
+  const client = findBin(['mariadb', 'mysql']);
+  const adminTool = findBin(['mariadb-admin', 'mysqladmin']);
+  if (!mariadbd || !installDb || !client || !adminTool) {
+    throw new Error('MariaDB binaries (mariadbd, mariadb-install-db, mariadb, mariadb-admin) not found on PATH or in /usr/sbin: run scripts/install-test-deps.sh (as root)');
+  }
+  const user = opts.user ?? 'cerberus';
+  // a URL's @ : / # %, SQL's ' and \, an option file's " # ; and spaces, and a non-ASCII letter
+  const password = opts.password ?? `p@ss:w/rd'"#1; ü\\%`;
+  const as = serverUser();
+  // unix_socket authentication: the admin is whoever runs the tests, with no password anywhere
+  const adminUser = os.userInfo().username;
+
+  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const dir = await fsp.mkdtemp(path.join(base, 'cerberus-mariadb-'));
+  const dataDir = path.join(dir, 'data');
+  const tmpDir = path.join(dir, 'tmp');
+  const socket = path.join(dir, 'mysqld.sock');
+  const logFile = path.join(dir, 'server.log');
+  const clientFile = path.join(dir, 'client.cnf');
+  let port = 0;
+  let child: ChildProcess | undefined;
+  let version = '';
+
+  // small and careless: the data is thrown away, and /dev/shm is memory
+  const innodb = [
+    '--innodb-buffer-pool-size=32M',
+    '--innodb-log-file-size=8M',
+    '--innodb-flush-log-at-trx-commit=0',
+    '--innodb-doublewrite=0',
+    // containers often forbid io_uring and libaio (seccomp)
+    '--innodb-use-native-aio=0',
+  ];
+
+  const adminArgs = ['--no-defaults', `--socket=${socket}`, `--user=${adminUser}`];
+  const admin = (statements: string, db?: string) =>
+    run(client, [...adminArgs, '--default-character-set=utf8mb4', '--batch', '--skip-column-names', ...(db ? [db] : [])], { input: statements }).then((s) => s.replace(/\n$/, ''));
+
+  const launch = async (p: number): Promise<ChildProcess> => {
+    const log = fs.openSync(logFile, 'a');
+    const server = spawn(
+      mariadbd,
+      [
+        '--no-defaults',
+        `--datadir=${dataDir}`,
+        `--socket=${socket}`,
+        `--port=${p}`,
+        '--bind-address=127.0.0.1',
+        `--pid-file=${path.join(dir, 'mariadbd.pid')}`,
+        `--log-error=${logFile}`,
+        `--tmpdir=${tmpDir}`,
+        // no DNS lookup per login; accounts are by address
+        '--skip-name-resolve',
+        '--innodb-buffer-pool-load-at-startup=0',
+        '--innodb-buffer-pool-dump-at-shutdown=0',
+        '--max-connections=30',
+        ...innodb,
+      ],
+      { cwd: dir, detached: true, stdio: ['ignore', log, log], ...(as ?? {}) },
+    );
+    fs.closeSync(log);
+    server.unref();
+    server.on('error', () => undefined);
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    try {
+      for (;;) {
+        if (server.exitCode !== null || server.signalCode !== null) throw new Error(`mariadbd exited with ${server.signalCode ?? server.exitCode}`);
+        if (Date.now() > deadline) throw new Error(`mariadbd not accepting connections after ${READY_TIMEOUT_MS} ms`);
+        if (fs.existsSync(socket)) {
+          const ok = await run(adminTool, [...adminArgs, '--connect-timeout=1', 'ping']).then(
+            () => true,
+            () => false,
+          );
+          if (ok) return server;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } catch (err) {
+      await terminate(server);
+      throw new Error(`mariadbd did not start: ${(err as Error).message}\n${await tail(logFile)}`);
+    }
+  };
+
+  try {
+    await fsp.mkdir(tmpDir);
+    if (as) {
+      await fsp.chown(dir, as.uid, as.gid);
+      await fsp.chown(tmpDir, as.uid, as.gid);
+    }
+    await run(
+      installDb,
+      [
+        '--no-defaults',
+        `--datadir=${dataDir}`,
+        '--auth-root-authentication-method=socket',
+        `--auth-root-socket-user=${adminUser}`,
+        '--skip-test-db',
+        ...innodb,
+      ],
+      { cwd: dir, as },
+    );
+    // a port another process grabbed between probing and binding: try another
+    for (let attempt = 0; ; attempt++) {
+      const p = await freePort();
+      try {
+        child = await launch(p);
+        port = p;
+        break;
+      } catch (err) {
+        if (attempt >= 2 || !/Address already in use/i.test((err as Error).message)) throw err;
+        await fsp.rm(socket, { force: true });
+      }
+    }
+    // the admin's connection is utf8mb4, so the hash is of the password's UTF-8 bytes, as clients send them
+    await admin(`CREATE USER ${sqlString(user)}@'%' IDENTIFIED BY ${sqlString(password)};`);
+    await fsp.writeFile(
+      clientFile,
+      `[client]\nhost=127.0.0.1\nport=${port}\nuser=${optionValue(user)}\npassword=${optionValue(password)}\ndefault-character-set=utf8mb4\n`,
+      { mode: 0o600 },
+    );
+    version = await admin('SELECT VERSION()');
+  } catch (err) {
+    await terminate(child);
+    await fsp.rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const clientOptions = await fsp.readFile(clientFile, 'utf8');
+
+  return {
+    url: (db: string) => `mysql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(db)}`,
+    port,
+    user,
+    password,
+    socket,
+    version,
+    clientOptions,
+    // --defaults-file: this file alone, the password never in argv
+    sql: (statements: string, db?: string) =>
+      run(client, [`--defaults-file=${clientFile}`, '--batch', '--skip-column-names', ...(db ? [db] : [])], { input: statements }).then((s) => s.replace(/\n$/, '')),
+    admin,
+    async createDb(name: string) {
+      const id = `\`${name.replace(/`/g, '``')}\``;
+      await admin(`CREATE DATABASE ${id} CHARACTER SET utf8mb4; GRANT ALL ON ${id}.* TO ${sqlString(user)}@'%';`);
+    },
+    async stop() {
+      await terminate(child);
+      child = undefined;
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
