@@ -16,6 +16,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, stopGroup, tailOf } from './servers.js';
 
 export interface ApacheServer {
   /** the WebDAV root, without trailing '/': `http://127.0.0.1:<port>/dav` */
@@ -55,17 +56,6 @@ export function apacheAvailable(): boolean {
 }
 
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function config(dir: string, port: number, asRoot: boolean): string {
   const q = (p: string) => `"${p}"`;
@@ -130,28 +120,7 @@ function waitForPort(port: number, child: ChildProcess, deadline: number): Promi
   });
 }
 
-async function tail(file: string, lines = 30): Promise<string> {
-  const text = await fsp.readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines).join('\n').trim();
-}
 
-async function terminate(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const kill = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, sig);
-    } catch {
-      // the group is gone already
-    }
-  };
-  kill('SIGTERM');
-  const force = setTimeout(() => kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(force);
-  // workers left behind would keep the port; SIGTERM to the group reaches them, this makes sure
-  kill('SIGKILL');
-}
 
 async function prepare(dir: string, username: string, password: string, port: number): Promise<string> {
   const asRoot = process.getuid?.() === 0;
@@ -198,8 +167,8 @@ async function launch(conf: string, dir: string, port: number): Promise<ChildPro
     await waitForPort(port, child, Date.now() + READY_TIMEOUT_MS);
     return child;
   } catch (err) {
-    await terminate(child);
-    const log = await tail(path.join(dir, 'logs/error.log'));
+    await stopGroup(child, 'SIGTERM', 5000);
+    const log = await tailOf(path.join(dir, 'logs/error.log'));
     throw new Error(`apache2 did not start: ${(err as Error).message}\n${[stderr.trim(), log].filter(Boolean).join('\n')}`);
   }
 }
@@ -264,7 +233,7 @@ export async function startApache(opts: { username?: string; password?: string }
       await boot();
     },
     async stop(o = {}) {
-      await terminate(child);
+      await stopGroup(child, 'SIGTERM', 5000);
       child = undefined;
       if (o.keepData) return;
       await fsp.rm(dir, { recursive: true, force: true });

@@ -17,9 +17,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, runTool, stopGroup, tailOf } from './servers.js';
 
 export interface MariadbServer {
   /** `mysql://user:password@127.0.0.1:port/db`, every part percent-encoded */
@@ -63,17 +63,6 @@ function findBin(names: string[]): string | undefined {
   return undefined;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The uid/gid to run the server as: the `mysql` user as root, else ourselves (undefined). */
 function serverUser(): { uid: number; gid: number } | undefined {
@@ -86,45 +75,8 @@ function serverUser(): { uid: number; gid: number } | undefined {
   return { uid, gid };
 }
 
-/** Runs a program to its end; rejects with its output when it fails. */
-function run(bin: string, args: string[], opts: { input?: string; cwd?: string; as?: { uid: number; gid: number } | undefined } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.as ?? {}) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${path.basename(bin)} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${stderr.trim() || stdout.trim()}`));
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
-  });
-}
 
-async function tail(file: string, lines = 30): Promise<string> {
-  const text = await fsp.readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines).join('\n').trim();
-}
 
-async function terminate(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const kill = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, sig);
-    } catch {
-      // the group is gone already
-    }
-  };
-  // SIGTERM: a normal shutdown, well under a second for a server this small
-  kill('SIGTERM');
-  const force = setTimeout(() => kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(force);
-}
 
 /** A value of an option file, quoted: mysys then reads `#`, quotes and spaces as they are. */
 const optionValue = (s: string) => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
@@ -169,7 +121,7 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
 
   const adminArgs = ['--no-defaults', `--socket=${socket}`, `--user=${adminUser}`];
   const admin = (statements: string, db?: string) =>
-    run(client, [...adminArgs, '--default-character-set=utf8mb4', '--batch', '--skip-column-names', ...(db ? [db] : [])], { input: statements }).then((s) => s.replace(/\n$/, ''));
+    runTool(client, [...adminArgs, '--default-character-set=utf8mb4', '--batch', '--skip-column-names', ...(db ? [db] : [])], { input: statements }).then((s) => s.replace(/\n$/, ''));
 
   const launch = async (p: number): Promise<ChildProcess> => {
     const log = fs.openSync(logFile, 'a');
@@ -202,7 +154,7 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
         if (server.exitCode !== null || server.signalCode !== null) throw new Error(`mariadbd exited with ${server.signalCode ?? server.exitCode}`);
         if (Date.now() > deadline) throw new Error(`mariadbd not accepting connections after ${READY_TIMEOUT_MS} ms`);
         if (fs.existsSync(socket)) {
-          const ok = await run(adminTool, [...adminArgs, '--connect-timeout=1', 'ping']).then(
+          const ok = await runTool(adminTool, [...adminArgs, '--connect-timeout=1', 'ping']).then(
             () => true,
             () => false,
           );
@@ -211,8 +163,8 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
         await new Promise((r) => setTimeout(r, 50));
       }
     } catch (err) {
-      await terminate(server);
-      throw new Error(`mariadbd did not start: ${(err as Error).message}\n${await tail(logFile)}`);
+      await stopGroup(server, 'SIGTERM', STOP_GRACE_MS);
+      throw new Error(`mariadbd did not start: ${(err as Error).message}\n${await tailOf(logFile)}`);
     }
   };
 
@@ -222,7 +174,7 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
       await fsp.chown(dir, as.uid, as.gid);
       await fsp.chown(tmpDir, as.uid, as.gid);
     }
-    await run(
+    await runTool(
       installDb,
       [
         '--no-defaults',
@@ -255,7 +207,7 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
     );
     version = await admin('SELECT VERSION()');
   } catch (err) {
-    await terminate(child);
+    await stopGroup(child, 'SIGTERM', STOP_GRACE_MS);
     await fsp.rm(dir, { recursive: true, force: true });
     throw err;
   }
@@ -271,14 +223,14 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
     clientOptions,
     // --defaults-file: this file alone, the password never in argv
     sql: (statements: string, db?: string) =>
-      run(client, [`--defaults-file=${clientFile}`, '--batch', '--skip-column-names', ...(db ? [db] : [])], { input: statements }).then((s) => s.replace(/\n$/, '')),
+      runTool(client, [`--defaults-file=${clientFile}`, '--batch', '--skip-column-names', ...(db ? [db] : [])], { input: statements }).then((s) => s.replace(/\n$/, '')),
     admin,
     async createDb(name: string) {
       const id = `\`${name.replace(/`/g, '``')}\``;
       await admin(`CREATE DATABASE ${id} CHARACTER SET utf8mb4; GRANT ALL ON ${id}.* TO ${sqlString(user)}@'%';`);
     },
     async stop() {
-      await terminate(child);
+      await stopGroup(child, 'SIGTERM', STOP_GRACE_MS);
       child = undefined;
       await fsp.rm(dir, { recursive: true, force: true });
     },

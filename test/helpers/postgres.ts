@@ -14,9 +14,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, runTool, stopGroup, tailOf } from './servers.js';
 
 export interface PostgresServer {
   /** `postgres://user:password@127.0.0.1:port/db`, user and password percent-encoded */
@@ -56,17 +56,6 @@ export function postgresBinDir(): string | undefined {
   return undefined;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The uid/gid to run the server as: the `postgres` user as root, else ourselves (undefined). */
 function serverUser(): { uid: number; gid: number } | undefined {
@@ -79,59 +68,15 @@ function serverUser(): { uid: number; gid: number } | undefined {
   return { uid, gid };
 }
 
-/** Runs a program to its end; rejects with its output when it fails. */
-function run(bin: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; as?: { uid: number; gid: number } } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, {
-      env: opts.env ?? process.env,
-      cwd: opts.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${path.basename(bin)} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${stderr.trim() || stdout.trim()}`));
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
-  });
-}
 
-async function tail(file: string, lines = 30): Promise<string> {
-  const text = await fsp.readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines).join('\n').trim();
-}
 
-async function terminate(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const kill = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, sig);
-    } catch {
-      // the group is gone already
-    }
-  };
-  // SIGINT: fast shutdown, the backends are told to go
-  kill('SIGINT');
-  const force = setTimeout(() => kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(force);
-  // a backend left behind would keep the port and the shared memory
-  kill('SIGKILL');
-}
 
 export async function startPostgres(opts: { user?: string; password?: string } = {}): Promise<PostgresServer> {
   const binDir = postgresBinDir();
   if (binDir === undefined || !['initdb', 'postgres', 'pg_isready', 'psql'].every((b) => fs.existsSync(path.join(binDir, b)))) {
     throw new Error(`PostgreSQL server binaries (initdb, postgres, pg_isready, psql) not found in ${binDir ?? `${PG_ROOT}/*/bin`}: run scripts/install-test-deps.sh (as root), or set PG_BIN`);
   }
-  const version = Number(/(\d+)(?:\.\d+)?\/bin\/?$/.exec(binDir)?.[1] ?? (await run(path.join(binDir, 'postgres'), ['--version'])).match(/(\d+)/)?.[1]);
+  const version = Number(/(\d+)(?:\.\d+)?\/bin\/?$/.exec(binDir)?.[1] ?? (await runTool(path.join(binDir, 'postgres'), ['--version'])).match(/(\d+)/)?.[1]);
   const bin = (name: string) => path.join(binDir, name);
   const user = opts.user ?? 'cerberus';
   // characters that must be percent-encoded in a URL and quoted in a shell
@@ -167,8 +112,8 @@ export async function startPostgres(opts: { user?: string; password?: string } =
         await new Promise((r) => setTimeout(r, 50));
       }
     } catch (err) {
-      await terminate(server);
-      throw new Error(`postgres did not start: ${(err as Error).message}\n${await tail(logFile)}`);
+      await stopGroup(server, 'SIGINT', 10_000);
+      throw new Error(`postgres did not start: ${(err as Error).message}\n${await tailOf(logFile)}`);
     }
   };
 
@@ -181,7 +126,7 @@ export async function startPostgres(opts: { user?: string; password?: string } =
       await fsp.chown(socketDir, as.uid, as.gid);
       await fsp.chown(pwfile, as.uid, as.gid);
     }
-    await run(bin('initdb'), ['-D', dataDir, '-U', user, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--no-locale', '--no-sync', '--no-instructions'], {
+    await runTool(bin('initdb'), ['-D', dataDir, '-U', user, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--no-locale', '--no-sync', '--no-instructions'], {
       cwd: dir,
       as,
       env: { ...process.env, LC_ALL: 'C' },
@@ -199,7 +144,7 @@ export async function startPostgres(opts: { user?: string; password?: string } =
       }
     }
   } catch (err) {
-    await terminate(child);
+    await stopGroup(child, 'SIGINT', 10_000);
     await fsp.rm(dir, { recursive: true, force: true });
     throw err;
   }
@@ -213,7 +158,7 @@ export async function startPostgres(opts: { user?: string; password?: string } =
     PGCONNECT_TIMEOUT: '10',
   });
   const psql = (sql: string, db = 'postgres') =>
-    run(bin('psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { env: { ...process.env, ...clientEnv(db) }, input: sql }).then((s) => s.replace(/\n$/, ''));
+    runTool(bin('psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { env: { ...process.env, ...clientEnv(db) }, input: sql }).then((s) => s.replace(/\n$/, ''));
 
   return {
     url: (db: string) => `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(db)}`,
@@ -229,7 +174,7 @@ export async function startPostgres(opts: { user?: string; password?: string } =
       await psql(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
     },
     async stop() {
-      await terminate(child);
+      await stopGroup(child, 'SIGINT', 10_000);
       child = undefined;
       await fsp.rm(dir, { recursive: true, force: true });
     },
