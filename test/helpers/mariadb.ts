@@ -14,12 +14,12 @@
  * mariadbd refuses to run as root: as root, the server and mariadb-install-db run as the
  * `mysql` user the Debian package creates, and the server's folder belongs to it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, runTool, stopGroup, tailOf } from './servers.js';
+import { freePort, runTool, serverUser, stopGroup, tailOf } from './servers.js';
 
 export interface MariadbServer {
   /** `mysql://user:password@127.0.0.1:port/db`, every part percent-encoded */
@@ -63,21 +63,6 @@ function findBin(names: string[]): string | undefined {
   return undefined;
 }
 
-
-/** The uid/gid to run the server as: the `mysql` user as root, else ourselves (undefined). */
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const uid = Number(spawnSync('id', ['-u', 'mysql'], { encoding: 'utf8' }).stdout.trim());
-  const gid = Number(spawnSync('id', ['-g', 'mysql'], { encoding: 'utf8' }).stdout.trim());
-  if (!Number.isInteger(uid) || uid <= 0 || !Number.isInteger(gid)) {
-    throw new Error('running as root, but there is no mysql user to run mariadbd as: install the mariadb-server package (scripts/install-test-deps.sh)');
-  }
-  return { uid, gid };
-}
-
-
-
-
 /** A value of an option file, quoted: mysys then reads `#`, quotes and spaces as they are. */
 const optionValue = (s: string) => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 /** A string literal for the server's default sql_mode, where backslash escapes. */
@@ -94,7 +79,7 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
   const user = opts.user ?? 'cerberus';
   // a URL's @ : / # %, SQL's ' and \, an option file's " # ; and spaces, and a non-ASCII letter
   const password = opts.password ?? `p@ss:w/rd'"#1; ü\\%`;
-  const as = serverUser();
+  const as = serverUser('mysql', 'mariadbd as: install the mariadb-server package (scripts/install-test-deps.sh)');
   // unix_socket authentication: the admin is whoever runs the tests, with no password anywhere
   const adminUser = os.userInfo().username;
 

@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, runTool, stopGroup, tailOf } from './servers.js';
+import { freePort, runTool, serverUser, stopGroup, tailOf } from './servers.js';
 
 export interface PostgresServer {
   /** `postgres://user:password@127.0.0.1:port/db`, user and password percent-encoded */
@@ -56,21 +56,6 @@ export function postgresBinDir(): string | undefined {
   return undefined;
 }
 
-
-/** The uid/gid to run the server as: the `postgres` user as root, else ourselves (undefined). */
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  if (!Number.isInteger(uid) || uid <= 0 || !Number.isInteger(gid)) {
-    throw new Error('running as root, but there is no postgres user to run initdb and postgres as: install the postgresql package (scripts/install-test-deps.sh)');
-  }
-  return { uid, gid };
-}
-
-
-
-
 export async function startPostgres(opts: { user?: string; password?: string } = {}): Promise<PostgresServer> {
   const binDir = postgresBinDir();
   if (binDir === undefined || !['initdb', 'postgres', 'pg_isready', 'psql'].every((b) => fs.existsSync(path.join(binDir, b)))) {
@@ -81,7 +66,7 @@ export async function startPostgres(opts: { user?: string; password?: string } =
   const user = opts.user ?? 'cerberus';
   // characters that must be percent-encoded in a URL and quoted in a shell
   const password = opts.password ?? 'p@ss:w/rd #1 ü%$';
-  const as = serverUser();
+  const as = serverUser('postgres', 'initdb and postgres as: install the postgresql package (scripts/install-test-deps.sh)');
 
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const dir = await fsp.mkdtemp(path.join(base, 'cerberus-pg-'));

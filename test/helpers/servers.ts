@@ -2,7 +2,7 @@
  * What the harnesses of real servers (Apache, PostgreSQL, MariaDB) share: a free port, a
  * tool run to its end, the tail of a log, and a server's process group stopped for good.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -71,4 +71,18 @@ export async function stopGroup(child: ChildProcess | undefined, signal: NodeJS.
   await exited;
   clearTimeout(force);
   kill('SIGKILL');
+}
+
+/**
+ * The uid/gid to run a server as: as root, the system user its package made (servers refuse
+ * to run as root); otherwise ourselves (undefined).
+ */
+export function serverUser(name: string, why: string): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = Number(spawnSync('id', ['-u', name], { encoding: 'utf8' }).stdout.trim());
+  const gid = Number(spawnSync('id', ['-g', name], { encoding: 'utf8' }).stdout.trim());
+  if (!Number.isInteger(uid) || uid <= 0 || !Number.isInteger(gid)) {
+    throw new Error(`running as root, but there is no ${name} user to run ${why}`);
+  }
+  return { uid, gid };
 }
