@@ -66,6 +66,12 @@ export function cryptomatorOf(job: JobConfig, command: string): CryptomatorEncry
       hint: 'set encryption: { kind: cryptomator, password: ${VAULT_PASSWORD} } for a mirror job',
     });
   }
+  // a mirror is of folders: an empty `paths` would mirror nothing, and could empty the vault
+  if (job.source.databases.length > 0) {
+    throw new CerberusError('CONFIG', `${command} mirrors folders, but job ${job.name} has source.databases, which only backup dumps`, {
+      hint: 'back the databases up with `cerberus backup`, in a job of their own if the mirror job needs none',
+    });
+  }
   return job.encryption;
 }
 

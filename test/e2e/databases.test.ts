@@ -537,6 +537,17 @@ describe('a MariaDB database in an OpenPGP repository', () => {
 });
 
 describe('database sources in the config', () => {
+  it('mirror mode refuses a job with databases: it mirrors folders only', async () => {
+    const ws = await workspace({ keygen: false });
+    await fsp.writeFile(
+      ws.config,
+      ['jobs:', '  docs:', `    source: { paths: [src], databases: [${APP}] }`, '    encryption: { kind: cryptomator, password: pw }', '    targets: [{ name: usb, type: local, path: repo }]'].join('\n') + '\n',
+    );
+    const r = await ws.run(['sync', 'up', '-c', ws.config], { PG_URL: pg.url('app') });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/sync up mirrors folders, but job docs has source\.databases, which only backup dumps/);
+  });
+
   const refused = async (source: string, oneLine = true) => {
     const ws = await workspace({ keygen: false });
     await withDatabases(ws, source);

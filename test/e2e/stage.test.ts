@@ -195,6 +195,24 @@ describe('plain stage (snapshots: hardlink)', () => {
     expect(fs.existsSync(path.join(ws.dir, 'stage/quarterly/2026-01-01T030000Z'))).toBe(false);
   });
 
+  it('the yearly export from a stage needs no private key', async () => {
+    const ws = await workspace();
+    await fsp.writeFile(
+      ws.config,
+      (await fsp.readFile(ws.config, 'utf8')).replace('      - { name: usb, type: local, path: repo }', '      - { name: stage, type: local, path: stage, snapshots: hardlink }') +
+        '    export: { password: "${EXPORT_PASSWORD}" }\n',
+    );
+    expect((await ws.run(['init', '-c', ws.config])).code).toBe(0);
+    await fsp.writeFile(path.join(ws.src, 'a.txt'), 'a');
+    expect((await ws.run(['backup', '-c', ws.config, '--now', '2026-06-01T03:00:00Z'])).code).toBe(0);
+    const r = await ws.run(['export', '-c', ws.config, '--from', 'latest', '--to', 'cold', '--year', '2026', '--now', '2026-12-31T12:00:00Z'], {
+      EXPORT_PASSWORD: 'cold pw',
+      CERBERUS_PRIVATE_KEY_FILE: path.join(ws.dir, 'no-such-key.asc'),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readdirSync(path.join(ws.dir, 'cold')).some((f) => f.endsWith('.7z') || f.includes('.7z.'))).toBe(true);
+  });
+
   it('a plain target of an encrypted job is refused by the other kind, with the fix', async () => {
     const ws = await stageWorkspace();
     await fsp.writeFile(ws.config, (await fsp.readFile(ws.config, 'utf8')).replace(', snapshots: hardlink', ''));

@@ -4,6 +4,8 @@ import { loadConfig, selectJob } from '../../config/index.js';
 import { ExitCode, usageError } from '../../errors.js';
 import { runExport, verifyExport } from '../../jobs/export.js';
 import { openingFor } from '../../jobs/keys.js';
+import { pickTarget } from '../../jobs/restore.js';
+import { kindFor } from '../../repository/descriptor.js';
 import { formatBytes } from '../../report/format.js';
 import { parseNow, printJson, reporterFor, stateDir, storageFor, withReport, type CommandContext } from '../context.js';
 import { reported } from '../report.js';
@@ -75,7 +77,8 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
             const verified = await run.phases.time('verify export', undefined, () => verifyExport(job, file, ctx.env, reporter));
             return { json: verified, text: `${verified.archive}: ${files(verified.files)}, every one as its manifest says` };
           }
-          const opening = flags.from !== 'source' && job.encryption.kind === 'openpgp' ? await openingFor(job, flags.key, ctx.env) : undefined;
+          // a plain stage restores without a key
+          const opening = flags.from !== 'source' && kindFor(job, pickTarget(job, flags.target)) === 'openpgp' ? await openingFor(job, flags.key, ctx.env) : undefined;
           const r = await run.phases.time('export', undefined, () =>
             runExport(job, {
               year,
