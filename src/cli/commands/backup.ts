@@ -29,6 +29,10 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         'changed since the parent generation, commit it on every target, then apply retention.\n' +
         'A run that trips a guard (source gone or emptied, mass deletion, mass change) is committed\n' +
         'but marked suspicious, ends with exit 3, and prunes nothing.\n\n' +
+        'The job\'s hooks run around it: before (once planned), afterSnapshot (as soon as the source\n' +
+        'and its databases are read), after, and onError. With stages: [usb, pcloud], only the first\n' +
+        'stage is written from the source; it is then replicated to the others (see replicate).\n' +
+        'Ctrl-C or SIGTERM stops it with the owed hooks run and the report written.\n\n' +
         'Exit codes: 0 ok, 1 failed, 2 usage or config, 3 warnings or guard tripped, 4 locked.',
     )
     .option('--now <iso-time>', 'pretend it is this time (for tests and simulations)')
