@@ -38,6 +38,9 @@ export function sha256OfFile(file: string): Promise<string> {
 /** Files up to this size are read whole by readWhole; larger ones stream. */
 export const SMALL_FILE = 256 * 1024;
 
+/** Seconds for utimes from a nanosecond time string; microseconds survive, as utimes keeps them. */
+export const nsSeconds = (ns: string): number => Number(BigInt(ns) / 1000n) / 1e6;
+
 /**
  * A small regular file's bytes, read into `buffer` (one byte more than the largest file it
  * takes), with its fstat before and after the read, by synchronous calls: for a few KiB those

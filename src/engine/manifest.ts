@@ -172,3 +172,16 @@ export function manifestTsv(entries: ManifestEntry[]): Buffer {
   }
   return joinedBytes(lines(), (l) => l, '\n', '', '\n');
 }
+
+type Meta = Pick<ManifestEntry, 'type' | 'mode' | 'mtimeNs' | 'uid' | 'gid'>;
+
+/** Type, mode, time and owner as the manifest had them. */
+export const sameMeta = (a: Meta, e: Meta): boolean => a.type === e.type && a.mode === e.mode && a.mtimeNs === e.mtimeNs && a.uid === e.uid && a.gid === e.gid;
+
+/**
+ * The previous state's file, if a walked file is still it: its cached hash (still valid for
+ * its stat) is the one recorded, and size and metadata have not moved.
+ */
+export function unchangedFile(p: ManifestEntry | undefined, e: Meta & { size: number }, knownSha256: string | undefined): FileEntry | undefined {
+  return knownSha256 !== undefined && p?.type === 'file' && p.sha256 === knownSha256 && p.size === e.size && sameMeta(p, e) ? p : undefined;
+}

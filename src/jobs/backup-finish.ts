@@ -9,7 +9,7 @@ import type { Backend } from '../storage/backend.js';
 import type { OpenTarget } from '../storage/open.js';
 import type { Reporter } from '../report/log.js';
 import { PhaseLog } from '../report/phases.js';
-import type { BackupHookCalls, HookOutcome } from './backup-hooks.js';
+import type { BackupHookCalls, HookOutcome, RunStatus } from './backup-hooks.js';
 import type { ApplyStats } from '../vault/apply.js';
 import { CerberusError, describeError } from '../errors.js';
 import { generationId } from '../engine/levels.js';
@@ -283,4 +283,11 @@ export function standaloneInfo(kind: 'plain' | 'cryptomator', manifest: Manifest
     format: 1, kind, id, level, parent: null, chain: [id], chainDirs: `${level}/${id}`, createdAt: manifest.createdAt, suspicious, volumes: 0, stats,
     createdBy: `cerberus ${VERSION}`,
   };
+}
+
+/** How a run went: a failed target or hook fails it; guards and unreadable files make warnings. */
+export function backupStatus(r: BackupResult): RunStatus {
+  if (r.targets.some((t) => t.status === 'failed') || r.hooks?.some((h) => h.status === 'failed')) return 'failed';
+  if (r.targets.some((t) => t.suspicious.length > 0 || t.problems.length > 0)) return 'warning';
+  return 'success';
 }

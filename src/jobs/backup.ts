@@ -5,7 +5,7 @@ import type { JobConfig, LocalTargetConfig, TargetConfig } from '../config/index
 import { CerberusError, describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
-import { manifestBytes, manifestTsv, sortEntries, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
+import { manifestBytes, manifestTsv, sameMeta, sortEntries, unchangedFile, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { matchesStat, StateCache, type HashRecord } from '../engine/state-cache.js';
 import { Excluder, RESERVED_DIR, statEntry, walkSource, type SourceEntry } from '../engine/walk.js';
 import { encryptBuffer, volumeWriter, type Compression, type Sealing, type VolumeWriter } from '../formats/openpgp/message.js';
@@ -21,15 +21,16 @@ import { PhaseLog } from '../report/phases.js';
 import { UPLOAD_PHASE } from '../report/run-report.js';
 import { archiveLargeFile, headerFields, readBuffers, type ArchivedFile } from './archive-file.js';
 import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
-import { changeCounter, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
+import { backupStatus, changeCounter, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
 import { runVaultBackup } from './vault-backup.js';
-import { checkDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
-import { BackupHooks, type RunStatus } from './backup-hooks.js';
+import { checkDumpFolder, dropDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
+import { BackupHooks } from './backup-hooks.js';
 import { runStageBackup } from './stage-backup.js';
 import { replicateStages } from './replicate.js';
 import { VERSION } from '../version.js';
 
 export type { BackupOptions, BackupResult, BackupStats, TargetBackupResult };
+export { backupStatus };
 
 /** One backup run of a job, with its hooks around it. */
 export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
@@ -50,7 +51,7 @@ export async function runBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
     await hooks.finish('failed', err);
     throw err;
   }
-  await hooks.finish(runStatus(result));
+  await hooks.finish(backupStatus(result));
   return hooks.outcomes.length > 0 ? { ...result, hooks: hooks.outcomes } : result;
 }
 
@@ -68,12 +69,6 @@ async function runEngines(job: JobConfig, opts: BackupOptions): Promise<BackupRe
   const replicated = later.size > 0 ? await replicateStages(job, opts, runEngines) : [];
   const all = [...staged, ...encrypted, ...replicated];
   return { job: job.name, targets: job.targets.map((t) => all.find((r) => r.target === t.name)!) };
-}
-
-function runStatus(r: BackupResult): RunStatus {
-  if (r.targets.some((t) => t.status === 'failed')) return 'failed';
-  if (r.targets.some((t) => t.suspicious.length > 0 || t.problems.length > 0)) return 'warning';
-  return 'success';
 }
 
 async function runOpenpgpBackup(job: JobConfig, opts: BackupOptions): Promise<BackupResult> {
@@ -256,9 +251,6 @@ function take<K, V>(map: Map<K, V>, key: K): V | undefined {
   map.delete(key);
   return v;
 }
-
-const sameMeta = (a: ManifestEntry, e: SourceEntry) =>
-  a.type === e.type && a.mode === e.mode && a.mtimeNs === e.mtimeNs && a.uid === e.uid && a.gid === e.gid;
 
 /** Walks the source, streams what changed since the parent into one encrypted tar, commits. */
 async function produceGeneration(input: ProduceInput): Promise<Produced> {
@@ -460,12 +452,11 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
           // a regular file
           const cached = take(oldHashes, e.abs);
           const known = matchesStat(cached, e) ? cached : undefined;
-          const unchanged =
-            known !== undefined && p !== undefined && p.type === 'file' && p.sha256 === known.sha256 && p.size === e.size && sameMeta(p, e);
+          const unchanged = unchangedFile(p, e, known?.sha256);
           let entry: FileEntry | undefined;
           visited.files++;
-          if (unchanged) {
-            entry = p.uid === e.uid && p.gid === e.gid ? p : { ...p, uid: e.uid, gid: e.gid };
+          if (unchanged && known) {
+            entry = unchanged;
             hashes.set(e.abs, known);
             visited.bytes += e.size;
             tick();
@@ -519,20 +510,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
    */
   const storeDumps = async () => {
     await checkDumpFolder(job);
-    if (seen.has(DUMP_DIR)) {
-      // carried over from the parent for an unreadable root: this run's dumps replace it
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const e = entries[i]!;
-        if (e.path !== DUMP_DIR && !e.path.startsWith(`${DUMP_DIR}/`)) continue;
-        entries.splice(i, 1);
-        seen.delete(e.path);
-        if (e.type === 'file') {
-          stats.files--;
-          stats.bytes -= e.size;
-        } else if (e.type === 'dir') stats.dirs--;
-        else stats.symlinks--;
-      }
-    }
+    if (seen.has(DUMP_DIR)) for (const e of dropDumpFolder(entries, stats)) seen.delete(e.path);
     const dir = dumpDirEntry();
     if (opts.dryRun) reporter.info(`[dry run] not dumping database ${job.source.databases.map((d) => d.name).join(', ')}: a dry run reads no database`);
     const stop = new AbortController();

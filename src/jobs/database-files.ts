@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DatabaseSourceConfig, JobConfig } from '../config/index.js';
+import type { ManifestEntry } from '../engine/manifest.js';
 import { DUMP_DIR, dumpFileName, startDump } from '../engine/database-dump.js';
 import { Excluder, type SourceEntry } from '../engine/walk.js';
 import { CerberusError, ioError } from '../errors.js';
@@ -141,4 +142,24 @@ export function dumpDirEntry(now: Date = new Date()): SourceEntry {
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
   };
+}
+
+/**
+ * Takes what an unreadable root carried over into `databases/` out of a run's entries (this
+ * run's dumps replace it), with its counts; returns what it took.
+ */
+export function dropDumpFolder(entries: ManifestEntry[], stats: { files: number; bytes: number; dirs: number; symlinks: number }): ManifestEntry[] {
+  const taken: ManifestEntry[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    if (e.path !== DUMP_DIR && !e.path.startsWith(`${DUMP_DIR}/`)) continue;
+    entries.splice(i, 1);
+    taken.push(e);
+    if (e.type === 'file') {
+      stats.files--;
+      stats.bytes -= e.size;
+    } else if (e.type === 'dir') stats.dirs--;
+    else stats.symlinks--;
+  }
+  return taken;
 }

@@ -7,9 +7,11 @@ import { CerberusError, describeError, usageError } from '../errors.js';
 import type { HashRecord } from '../engine/state-cache.js';
 import { kindFor, requireDescriptor } from '../repository/descriptor.js';
 import { listGenerations, PLAIN_FILES, type Generation } from '../repository/generations.js';
+import type { Backend } from '../storage/index.js';
 import { pidAlive } from '../repository/lock.js';
 import type { BackupOptions, BackupResult, TargetBackupResult } from './backup-finish.js';
 import { DUMP_DIR } from './database-files.js';
+import { pickTarget } from './restore.js';
 import { readPlainManifest } from './stage-backup.js';
 import { linkTree } from './stage-tree.js';
 
@@ -65,7 +67,7 @@ export async function runReplicate(job: JobConfig, opts: ReplicateOptions, engin
   const pins = path.join(from.path, PINS);
   await clearStalePins(pins);
   for (const g of lacking) {
-    const copied = await replicateOne(job, from, to, g, opts, pins, engine);
+    const copied = await replicateOne(job, { target: from, backend: stage }, to, g, opts, pins, engine);
     result.copied.push(copied);
     // a failed generation would leave a hole in the target's history: stop at the first
     if (copied.status === 'failed') break;
@@ -75,7 +77,7 @@ export async function runReplicate(job: JobConfig, opts: ReplicateOptions, engin
 
 async function replicateOne(
   job: JobConfig,
-  from: LocalTargetConfig,
+  { target: from, backend: stage }: { target: LocalTargetConfig; backend: Backend },
   to: TargetConfig,
   g: Generation,
   opts: ReplicateOptions,
@@ -83,7 +85,7 @@ async function replicateOne(
   engine: Engine,
 ): Promise<TargetBackupResult> {
   const { reporter } = opts;
-  const manifest = await readPlainManifest(opts.open(from), g, from.name);
+  const manifest = await readPlainManifest(stage, g, from.name);
   // a link to every file of the generation: a prune of the stage meanwhile takes nothing away
   const pin = path.join(pins, `${g.id}-${os.hostname()}-${process.pid}`);
   await fsp.mkdir(pins, { recursive: true });
@@ -133,14 +135,8 @@ async function clearStalePins(pins: string): Promise<void> {
   }
 }
 
-function named(job: JobConfig, name: string): TargetConfig {
-  const t = job.targets.find((x) => x.name === name);
-  if (!t) throw usageError(`job ${job.name} has no target named ${name}`, `targets: ${job.targets.map((x) => x.name).join(', ')}`);
-  return t;
-}
-
 function stageTarget(job: JobConfig, name: string): LocalTargetConfig {
-  const t = named(job, name);
+  const t = pickTarget(job, name);
   if (t.type !== 'local' || kindFor(job, t) !== 'plain') {
     throw usageError(`--from ${name} is not a plain stage`, 'replicate copies from a local target with snapshots: hardlink');
   }
@@ -148,7 +144,7 @@ function stageTarget(job: JobConfig, name: string): LocalTargetConfig {
 }
 
 function encryptedTarget(job: JobConfig, name: string): TargetConfig {
-  const t = named(job, name);
+  const t = pickTarget(job, name);
   if (kindFor(job, t) === 'plain') throw usageError(`--to ${name} is a plain stage`, 'replicate encrypts to a target without snapshots: hardlink; copy one stage to another with rsync -aH');
   return t;
 }

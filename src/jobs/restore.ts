@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Minimatch } from 'minimatch';
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, ioError } from '../errors.js';
-import { makeDirs, SMALL_FILE } from '../fsutil.js';
+import { makeDirs, nsSeconds, SMALL_FILE } from '../fsutil.js';
 import { endOfLocalDay, isGenerationId, parseGenerationId } from '../engine/levels.js';
 import { isSafeRelativePath, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { walkVault, type OpenedVault } from '../formats/cryptomator/index.js';
@@ -235,7 +235,6 @@ export async function runRestore(job: JobConfig, opts: RestoreOptions): Promise<
   }
 }
 
-const nsSeconds = (ns: string): number => Number(BigInt(ns) / 1000n) / 1e6;
 
 /** What a restore would do: the counts, and which files already in --to it would replace. */
 async function dryRun(point: Generation, target: string, selected: ManifestEntry[], to: string, reporter: Reporter): Promise<RestoreResult> {

@@ -13,9 +13,9 @@ import { joinPath, syncFileSystem, type Backend } from '../storage/index.js';
 import { formatBytes } from '../report/format.js';
 import { PhaseLog } from '../report/phases.js';
 import { UPLOAD_PHASE } from '../report/run-report.js';
-import { sha256OfFile } from '../fsutil.js';
+import { nsSeconds, sha256OfFile } from '../fsutil.js';
 import { finishTarget, isRunFatal, listForRun, standaloneGuards, standaloneInfo, standaloneManifest, targetFailure, type BackupOptions, type TargetBackupResult } from './backup-finish.js';
-import { checkDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
+import { checkDumpFolder, dropDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
 import { writeStageTree, type StageTree } from './stage-tree.js';
 
 /**
@@ -189,16 +189,7 @@ export async function verifyPlainTree(
 async function stageDumps(job: JobConfig, dest: string | undefined, tree: StageTree, id: string, opts: BackupOptions, cache: StateCache): Promise<FileEntry[]> {
   const { reporter } = opts;
   const dir = dumpDirEntry();
-  for (let i = tree.entries.length - 1; i >= 0; i--) {
-    const e = tree.entries[i]!;
-    if (e.path !== DUMP_DIR && !e.path.startsWith(`${DUMP_DIR}/`)) continue;
-    tree.entries.splice(i, 1);
-    if (e.type === 'file') {
-      tree.stats.files--;
-      tree.stats.bytes -= e.size;
-    } else if (e.type === 'dir') tree.stats.dirs--;
-    else tree.stats.symlinks--;
-  }
+  dropDumpFolder(tree.entries, tree.stats);
   if (dest !== undefined) {
     await fsp.rm(path.join(dest, DUMP_DIR), { recursive: true, force: true });
     await fsp.mkdir(path.join(dest, DUMP_DIR), { mode: 0o700 });
@@ -207,7 +198,7 @@ async function stageDumps(job: JobConfig, dest: string | undefined, tree: StageT
   }
   const privateDir = await cache.scratch();
   const dumps: FileEntry[] = [];
-  const seconds = Number(BigInt(dir.mtimeNs) / 1000n) / 1e6;
+  const seconds = nsSeconds(dir.mtimeNs);
   try {
     for (const db of job.source.databases) {
       let size = 0;

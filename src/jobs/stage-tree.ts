@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { JobConfig } from '../config/index.js';
-import type { FileEntry, Manifest, ManifestEntry } from '../engine/manifest.js';
+import { unchangedFile, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { matchesStat, type HashRecord } from '../engine/state-cache.js';
 import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
-import { readWhole, SMALL_FILE } from '../fsutil.js';
+import { nsSeconds, readWhole, SMALL_FILE } from '../fsutil.js';
 import type { Reporter } from '../report/log.js';
 import type { BackupStats } from './backup-finish.js';
 
@@ -37,10 +37,6 @@ export interface StageTree {
 /** Chown needs root; a stage written by another user keeps that user's ownership. */
 const IS_ROOT = process.getuid?.() === 0;
 
-const sameMeta = (a: ManifestEntry, e: SourceEntry) =>
-  a.type === e.type && a.mode === e.mode && a.mtimeNs === e.mtimeNs && a.uid === e.uid && a.gid === e.gid;
-
-const seconds = (ns: string) => Number(BigInt(ns) / 1000n) / 1e6;
 
 /**
  * Writes the source as a plain folder tree, like `rsync --link-dest`: a file whose content and
@@ -163,8 +159,9 @@ export async function writeStageTree(input: StageTreeInput): Promise<StageTree> 
         visited.files++;
         visited.bytes += e.size;
         reporter.progress(visited);
-        if (known && p?.type === 'file' && p.sha256 === known.sha256 && p.size === e.size && sameMeta(p, e)) {
-          const kept = linkPrevious(p);
+        const same = unchangedFile(p, e, known?.sha256);
+        if (same && known) {
+          const kept = linkPrevious(same);
           if (kept) {
             out.hashes.set(e.abs, known);
             add(kept);
@@ -198,7 +195,7 @@ export async function writeStageTree(input: StageTreeInput): Promise<StageTree> 
 function setMeta(p: string, e: SourceEntry): void {
   if (IS_ROOT) fs.lchownSync(p, e.uid, e.gid);
   if (e.type !== 'symlink') fs.chmodSync(p, e.mode & 0o7777);
-  fs.lutimesSync(p, seconds(e.mtimeNs), seconds(e.mtimeNs));
+  fs.lutimesSync(p, nsSeconds(e.mtimeNs), nsSeconds(e.mtimeNs));
 }
 
 interface Copied {
@@ -281,5 +278,5 @@ function copyMeta(from: string, to: string): void {
   const st = fs.lstatSync(from, { bigint: true });
   if (IS_ROOT) fs.lchownSync(to, Number(st.uid), Number(st.gid));
   if (!st.isSymbolicLink()) fs.chmodSync(to, Number(st.mode & 0o7777n));
-  fs.lutimesSync(to, seconds(st.mtimeNs.toString()), seconds(st.mtimeNs.toString()));
+  fs.lutimesSync(to, nsSeconds(st.mtimeNs.toString()), nsSeconds(st.mtimeNs.toString()));
 }

@@ -14,12 +14,12 @@
  * mariadbd refuses to run as root: as root, the server and mariadb-install-db run as the
  * `mysql` user the Debian package creates, and the server's folder belongs to it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, runTool, serverUser, stopGroup, tailOf } from './servers.js';
+import { freePort, launchServer, runTool, serverUser, stopGroup } from './servers.js';
 
 export interface MariadbServer {
   /** `mysql://user:password@127.0.0.1:port/db`, every part percent-encoded */
@@ -108,9 +108,9 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
   const admin = (statements: string, db?: string) =>
     runTool(client, [...adminArgs, '--default-character-set=utf8mb4', '--batch', '--skip-column-names', ...(db ? [db] : [])], { input: statements }).then((s) => s.replace(/\n$/, ''));
 
-  const launch = async (p: number): Promise<ChildProcess> => {
-    const log = fs.openSync(logFile, 'a');
-    const server = spawn(
+  const launch = (p: number): Promise<ChildProcess> =>
+    launchServer(
+      'mariadbd',
       mariadbd,
       [
         '--no-defaults',
@@ -128,30 +128,20 @@ export async function startMariadb(opts: { user?: string; password?: string } = 
         '--max-connections=30',
         ...innodb,
       ],
-      { cwd: dir, detached: true, stdio: ['ignore', log, log], ...(as ?? {}) },
-    );
-    fs.closeSync(log);
-    server.unref();
-    server.on('error', () => undefined);
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    try {
-      for (;;) {
-        if (server.exitCode !== null || server.signalCode !== null) throw new Error(`mariadbd exited with ${server.signalCode ?? server.exitCode}`);
-        if (Date.now() > deadline) throw new Error(`mariadbd not accepting connections after ${READY_TIMEOUT_MS} ms`);
-        if (fs.existsSync(socket)) {
-          const ok = await runTool(adminTool, [...adminArgs, '--connect-timeout=1', 'ping']).then(
+      {
+        cwd: dir,
+        logFile,
+        as,
+        timeoutMs: READY_TIMEOUT_MS,
+        stop: { signal: 'SIGTERM', graceMs: STOP_GRACE_MS },
+        ready: async () =>
+          fs.existsSync(socket) &&
+          runTool(adminTool, [...adminArgs, '--connect-timeout=1', 'ping']).then(
             () => true,
             () => false,
-          );
-          if (ok) return server;
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    } catch (err) {
-      await stopGroup(server, 'SIGTERM', STOP_GRACE_MS);
-      throw new Error(`mariadbd did not start: ${(err as Error).message}\n${await tailOf(logFile)}`);
-    }
-  };
+          ),
+      },
+    );
 
   try {
     await fsp.mkdir(tmpDir);

@@ -11,12 +11,12 @@
  * initdb and postgres refuse to run as root: as root, they run as the `postgres` user the
  * Debian package creates, and the cluster's folder belongs to it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, runTool, serverUser, stopGroup, tailOf } from './servers.js';
+import { freePort, launchServer, runTool, serverUser, stopGroup } from './servers.js';
 
 export interface PostgresServer {
   /** `postgres://user:password@127.0.0.1:port/db`, user and password percent-encoded */
@@ -76,31 +76,22 @@ export async function startPostgres(opts: { user?: string; password?: string } =
   let port = 0;
   let child: ChildProcess | undefined;
 
-  const launch = async (p: number): Promise<ChildProcess> => {
-    const log = fs.openSync(logFile, 'a');
-    const server = spawn(
+  const launch = (p: number): Promise<ChildProcess> =>
+    launchServer(
+      'postgres',
       bin('postgres'),
       ['-D', dataDir, '-k', socketDir, '-p', String(p), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=30'],
-      { cwd: dir, detached: true, stdio: ['ignore', log, log], ...(as ?? {}) },
+      {
+        cwd: dir,
+        logFile,
+        as,
+        timeoutMs: READY_TIMEOUT_MS,
+        stop: { signal: 'SIGINT', graceMs: 10_000 },
+        // pg_isready exits 0 once it takes connections (1: starting up; 2: no answer yet)
+        ready: async () =>
+          spawnSync(bin('pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(p), '-t', '1'], { env: { ...process.env, PGCONNECT_TIMEOUT: '1' } }).status === 0,
+      },
     );
-    fs.closeSync(log);
-    server.unref();
-    server.on('error', () => undefined);
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    try {
-      for (;;) {
-        if (server.exitCode !== null || server.signalCode !== null) throw new Error(`postgres exited with ${server.signalCode ?? server.exitCode}`);
-        if (Date.now() > deadline) throw new Error(`postgres not accepting connections on port ${p} after ${READY_TIMEOUT_MS} ms`);
-        // 0: accepting connections; 1: starting up; 2: no answer yet
-        const r = spawnSync(bin('pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(p), '-t', '1'], { env: { ...process.env, PGCONNECT_TIMEOUT: '1' } });
-        if (r.status === 0) return server;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    } catch (err) {
-      await stopGroup(server, 'SIGINT', 10_000);
-      throw new Error(`postgres did not start: ${(err as Error).message}\n${await tailOf(logFile)}`);
-    }
-  };
 
   try {
     await fsp.mkdir(socketDir);

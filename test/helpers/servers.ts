@@ -3,6 +3,7 @@
  * tool run to its end, the tail of a log, and a server's process group stopped for good.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -85,4 +86,37 @@ export function serverUser(name: string, why: string): { uid: number; gid: numbe
     throw new Error(`running as root, but there is no ${name} user to run ${why}`);
   }
   return { uid, gid };
+}
+
+export interface LaunchOptions {
+  cwd: string;
+  /** where the server writes; its tail is in the error when it does not come up */
+  logFile: string;
+  as: { uid: number; gid: number } | undefined;
+  timeoutMs: number;
+  /** answers true once the server takes connections */
+  ready: () => Promise<boolean>;
+  /** how the server is told to stop (it gets SIGKILL after `graceMs`) */
+  stop: { signal: NodeJS.Signals; graceMs: number };
+}
+
+/** Starts a server as its own process group, logging to a file, and waits until it is ready. */
+export async function launchServer(name: string, bin: string, args: string[], opts: LaunchOptions): Promise<ChildProcess> {
+  const log = fs.openSync(opts.logFile, 'a');
+  const server = spawn(bin, args, { cwd: opts.cwd, detached: true, stdio: ['ignore', log, log], ...(opts.as ?? {}) });
+  fs.closeSync(log);
+  server.unref();
+  server.on('error', () => undefined);
+  const deadline = Date.now() + opts.timeoutMs;
+  try {
+    for (;;) {
+      if (server.exitCode !== null || server.signalCode !== null) throw new Error(`${name} exited with ${server.signalCode ?? server.exitCode}`);
+      if (Date.now() > deadline) throw new Error(`${name} not accepting connections after ${opts.timeoutMs} ms`);
+      if (await opts.ready()) return server;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch (err) {
+    await stopGroup(server, opts.stop.signal, opts.stop.graceMs);
+    throw new Error(`${name} did not start: ${(err as Error).message}\n${await tailOf(opts.logFile)}`);
+  }
 }

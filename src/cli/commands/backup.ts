@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CerberusError, ExitCode } from '../../errors.js';
-import { runBackup, type BackupResult, type TargetBackupResult } from '../../jobs/backup.js';
+import { backupStatus, runBackup, type BackupResult, type TargetBackupResult } from '../../jobs/backup.js';
 import { backupAlerts, backupTargets } from '../../jobs/backup-report.js';
 import { formatBytes, table } from '../../report/format.js';
 import { alertGithub, reported } from '../report.js';
@@ -15,9 +15,7 @@ interface BackupOptions extends JobOptions {
 }
 
 export function backupExitCode(r: BackupResult): number {
-  if (r.targets.some((t) => t.status === 'failed') || r.hooks?.some((h) => h.status === 'failed')) return ExitCode.failed;
-  if (r.targets.some((t) => t.suspicious.length > 0 || t.problems.length > 0)) return ExitCode.warnings;
-  return ExitCode.ok;
+  return { failed: ExitCode.failed, warning: ExitCode.warnings, success: ExitCode.ok }[backupStatus(r)];
 }
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
