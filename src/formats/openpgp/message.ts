@@ -7,7 +7,7 @@ import { CerberusError } from '../../errors.js';
 import { PacketFormatError } from './packet-stream.js';
 import { VolumeWriter, type VolumeWriterOptions } from './volume-writer.js';
 export type { VolumeWriter };
-import { IntegrityError, literalPacket, newSessionKey, openStream, Sealer, sealStream, SESSION_ALGORITHM } from './seipd.js';
+import { IntegrityError, literalPacket, newSessionKey, openStream, QuickCheckError, Sealer, sealStream, SESSION_ALGORITHM } from './seipd.js';
 
 /** Who can open a message: public keys, or a symmetric passphrase. */
 export type Sealing = { keys: openpgp.PublicKey[] } | { passphrase: string };
@@ -62,19 +62,27 @@ function openOptions(opening: Opening) {
   return 'key' in opening ? { decryptionKeys: opening.key } : { passwords: [opening.passphrase] };
 }
 
-/** Maps openpgp.js failures to errors a user can act on. */
-export function decryptionError(err: unknown, what: string): CerberusError {
+const wrongKey = (what: string, unsure = '') =>
+  new CerberusError('KEY', `cannot decrypt ${what}: the key or passphrase does not open it${unsure}`, {
+    hint: 'use the private key whose public key the repository was made for (see cerberus.json)',
+  });
+
+/**
+ * Maps decryption failures to errors a user can act on. A passphrase packet (SKESK v4) carries
+ * no check of its own: a wrong passphrase yields a random session key, which fails the quick
+ * check, names an algorithm we hand to openpgp.js, or has the wrong length. All of that is KEY
+ * for a passphrase; a public-key packet checks its session key, so there it is damage.
+ */
+export function decryptionError(err: unknown, what: string, passphrase?: { unchecked: boolean }): CerberusError {
+  if (err instanceof CerberusError) return err;
   const msg = err instanceof Error ? err.message : String(err);
+  if (passphrase && (err instanceof QuickCheckError || passphrase.unchecked)) return wrongKey(what, ' (or its first bytes are damaged)');
   if (err instanceof IntegrityError || err instanceof PacketFormatError) {
     return new CerberusError('INTEGRITY', `${what} is damaged: ${msg}`, {
       hint: 'restore from another target or an older restore point; run `cerberus verify`',
     });
   }
-  if (/session key|no (decryption|matching) key|Error decrypting message: (Session|No)/i.test(msg)) {
-    return new CerberusError('KEY', `cannot decrypt ${what}: the key or passphrase does not open it`, {
-      hint: 'use the private key whose public key the repository was made for (see cerberus.json)',
-    });
-  }
+  if (/session key|no (decryption|matching) key|Error decrypting message: (Session|No)/i.test(msg)) return wrongKey(what);
   if (/Modification detected|MDC|integrity|Unexpected end|packet|Malformed|Unsupported|Unknown|checksum/i.test(msg)) {
     return new CerberusError('INTEGRITY', `${what} is damaged: ${msg}`, {
       hint: 'restore from another target or an older restore point; run `cerberus verify`',
@@ -98,6 +106,8 @@ export async function decryptBuffer(data: Uint8Array, opening: Opening, what: st
  */
 export async function decryptStream(input: Readable, opening: Opening, what: string): Promise<Readable> {
   const pgp = await openpgpLib();
+  // set once a passphrase unlocked a session key that seipd.ts cannot quick-check
+  const passphrase = 'passphrase' in opening ? { unchecked: false } : undefined;
   let opened: Awaited<ReturnType<typeof openStream>>;
   try {
     opened = await openStream(input, async (packets) => {
@@ -108,9 +118,10 @@ export async function decryptStream(input: Readable, opening: Opening, what: str
     });
   } catch (err) {
     input.destroy();
-    throw decryptionError(err, what);
+    throw decryptionError(err, what, passphrase);
   }
-  if ('plaintext' in opened) return mapErrors(opened.plaintext, what, input);
+  if ('plaintext' in opened) return mapErrors(opened.plaintext, what, input, passphrase);
+  if (passphrase && opened.unlocked) passphrase.unchecked = true;
   try {
     const message = await pgp.readMessage({
       binaryMessage: Readable.toWeb(Readable.from(opened.fallback, { objectMode: false })) as unknown as ReadableStream<Uint8Array>,
@@ -121,21 +132,21 @@ export async function decryptStream(input: Readable, opening: Opening, what: str
       format: 'binary',
       config: { ...baseConfig, allowUnauthenticatedStream: true },
     });
-    return mapErrors(Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>), what, input);
+    return mapErrors(Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>), what, input, passphrase);
   } catch (err) {
-    throw decryptionError(err, what);
+    throw decryptionError(err, what, passphrase);
   }
 }
 
 /** The same stream, its failures mapped to errors a user can act on; closing it closes the input too. */
-function mapErrors(out: Readable, what: string, input: Readable): Readable {
+function mapErrors(out: Readable, what: string, input: Readable, passphrase: { unchecked: boolean } | undefined): Readable {
   const mapped = new Readable({ read() {} });
   out.on('data', (c: Uint8Array) => {
     if (!mapped.push(c)) out.pause();
   });
   mapped._read = () => out.resume();
   out.on('end', () => mapped.push(null));
-  out.on('error', (err) => mapped.destroy(decryptionError(err, what)));
+  out.on('error', (err) => mapped.destroy(decryptionError(err, what, passphrase)));
   mapped.on('close', () => {
     out.destroy();
     input.destroy();

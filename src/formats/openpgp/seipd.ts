@@ -13,6 +13,7 @@ import { ByteReader, PacketFormatError, PartialFramer, PartialPieces, readPacket
  */
 
 const CFB: Record<string, string> = { aes128: 'aes-128-cfb', aes192: 'aes-192-cfb', aes256: 'aes-256-cfb' };
+const CFB_KEY_BYTES: Record<string, number> = { 'aes-128-cfb': 16, 'aes-192-cfb': 24, 'aes-256-cfb': 32 };
 const BLOCK = 16;
 /** random block plus its last two bytes repeated */
 const PREFIX = BLOCK + 2;
@@ -160,6 +161,9 @@ export interface SessionKey {
 
 export class IntegrityError extends Error {}
 
+/** The quick check failed: the session key is wrong, or the first bytes are damaged. */
+export class QuickCheckError extends IntegrityError {}
+
 /** Decrypts the SEIPD body and checks its MDC; yields the plaintext (the inner packets). */
 async function* decryptBody(body: AsyncGenerator<Buffer>, decipher: Decipher): AsyncGenerator<Buffer> {
   const sha1 = createHash('sha1');
@@ -173,7 +177,7 @@ async function* decryptBody(body: AsyncGenerator<Buffer>, decipher: Decipher): A
       p = p.subarray(n);
       if (prefix.length === PREFIX) {
         if (prefix[BLOCK - 2] !== prefix[BLOCK] || prefix[BLOCK - 1] !== prefix[BLOCK + 1]) {
-          throw new IntegrityError('the encrypted data does not start as it must (wrong session key or damaged data)');
+          throw new QuickCheckError('the encrypted data does not start as it must (wrong session key or damaged data)');
         }
         sha1.update(prefix);
       }
@@ -302,7 +306,7 @@ export interface OpenedMessage {
 export async function openStream(
   input: AsyncIterable<Uint8Array>,
   unlock: (sessionKeyPackets: Uint8Array) => Promise<SessionKey>,
-): Promise<{ plaintext: Readable } | { fallback: AsyncIterable<Buffer> }> {
+): Promise<{ plaintext: Readable } | { fallback: AsyncIterable<Buffer>; unlocked: boolean }> {
   const r = new ByteReader(input[Symbol.asyncIterator]());
   const esk: Buffer[] = [];
   for (;;) {
@@ -315,15 +319,16 @@ export async function openStream(
       if (tag !== TAG.marker) esk.push(...parts);
       continue;
     }
-    if (tag !== TAG.seipd) return { fallback: r.replay() };
+    if (tag !== TAG.seipd) return { fallback: r.replay(), unlocked: false };
     const body = packet.body();
     const first = await body.next();
     if (first.done || first.value.length === 0 || first.value[0] !== 1) {
-      return { fallback: r.replay() }; // SEIPD v2 (AEAD) or damage: openpgp.js says which
+      return { fallback: r.replay(), unlocked: false }; // SEIPD v2 (AEAD) or damage: openpgp.js says which
     }
     const key = await unlock(Buffer.concat(esk));
     const cipher = key.algorithm ? CFB[key.algorithm] : undefined;
-    if (!cipher) return { fallback: r.replay() };
+    if (!cipher) return { fallback: r.replay(), unlocked: true };
+    if (key.data.length !== CFB_KEY_BYTES[cipher]) throw new QuickCheckError(`a ${key.algorithm} session key of ${key.data.length} bytes`);
     r.recording = false;
     r.taken.length = 0;
     const decipher = createDecipheriv(cipher, key.data, Buffer.alloc(BLOCK));

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf } from '../../helpers/errors.js';
 import { gpg, keyPairWithGpg, killAgents } from '../../helpers/gpg.js';
 import { generateKeyPair, readPrivateKey } from '../../../src/formats/openpgp/keys.js';
-import { decryptBuffer, decryptStream, encryptStream, type Compression } from '../../../src/formats/openpgp/message.js';
+import { decryptBuffer, decryptStream, encryptBuffer, encryptStream, type Compression } from '../../../src/formats/openpgp/message.js';
 import { PARTIAL } from '../../../src/formats/openpgp/packet-stream.js';
 import { literalPacket, Sealer } from '../../../src/formats/openpgp/seipd.js';
 import { deflateSync } from 'node:zlib';
@@ -143,6 +143,30 @@ describe('decryptStream', () => {
     const twofish = await gpg(home, ['--passphrase', 'y', '--s2k-count', '65536', '--symmetric', '--cipher-algo', 'TWOFISH'], data);
     expect(twofish.code, twofish.stderr).toBe(0);
     expect((await collect(await decryptStream(chunksOf(twofish.stdout, 9999), { passphrase: 'y' }, 'm'))).equals(data)).toBe(true);
+  });
+
+  it('gives KEY for a wrong passphrase, whatever session key it yields', { timeout: 60_000 }, async () => {
+    // A passphrase packet carries no check: a wrong one yields a key that fails the quick check
+    // (AES), or one for a cipher handed to openpgp.js, which then fails somewhere. Both are KEY.
+    const data = randomBytes(70_000);
+    for (const algo of ['AES256', 'TWOFISH']) {
+      const g = await gpg(home, ['--passphrase', 'right', '--s2k-count', '65536', '--symmetric', '--cipher-algo', algo], data);
+      expect(g.code, g.stderr).toBe(0);
+      const e = await errorOf(decryptStream(chunksOf(g.stdout, 9999), { passphrase: 'wrong' }, 'volume 3').then(collect));
+      expect(e.code, `${algo}: ${e.message}`).toBe('KEY');
+      expect(e.message).toContain('volume 3');
+    }
+    // ours wrap a random session key: a wrong passphrase unwraps noise, a valid algorithm byte now and then
+    for (let i = 0; i < 40; i++) {
+      const enc = await encryptBuffer(data, { passphrase: 'right' }, 'none');
+      const e = await errorOf(decryptBuffer(enc, { passphrase: `wrong ${i}` }, 'm'));
+      expect(e.code, e.message).toBe('KEY');
+    }
+    // with a key, the session key is checked by its packet: a bad quick check is damage
+    const enc = Buffer.from(await seal(data, 'none'));
+    const at = 2 + enc[1]! + 2 + 3;
+    enc[at] = enc[at]! ^ 0x01;
+    expect((await errorOf(open(enc))).code).toBe('INTEGRITY');
   });
 
   it('refuses, without an uncaught error, megabytes after the end of the compressed stream', async () => {
