@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import type { HookConfig, HookName } from '../config/index.js';
 import { CerberusError } from '../errors.js';
+import { drainOutput, lineSplitter, terminateGroup } from '../process-group.js';
 
 /** What a hook learns about the run, as CERBERUS_* variables. */
 export interface HookContext {
@@ -24,8 +24,6 @@ export interface HookRunOptions {
   signal?: AbortSignal;
 }
 
-/** A line longer than this is cut: a hook that prints a binary blob must not fill the memory or the log. */
-const MAX_LINE = 4096;
 /** After SIGTERM, how long a hook has to end before SIGKILL. */
 export const KILL_GRACE_MS = 5_000;
 /** After the hook exits, how long a child it left behind may hold its output open. */
@@ -64,19 +62,11 @@ export function runHook(name: HookName, hook: HookConfig, ctx: HookContext, opts
       detached: true,
     });
     let stopped: 'timeout' | 'aborted' | undefined;
-    let killTimer: NodeJS.Timeout | undefined;
-    const killGroup = (sig: NodeJS.Signals) => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, sig);
-      } catch {
-        // the group is gone already
-      }
-    };
+    let killer: { cancel(): void } | undefined;
     const stop = (why: 'timeout' | 'aborted') => {
       if (stopped !== undefined || child.exitCode !== null || child.signalCode !== null) return;
       stopped = why;
-      killGroup('SIGTERM');
-      killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
+      killer = terminateGroup(child, KILL_GRACE_MS);
     };
     const timer = setTimeout(() => stop('timeout'), hook.timeoutMs);
     const onAbort = () => stop('aborted');
@@ -93,7 +83,7 @@ export function runHook(name: HookName, hook: HookConfig, ctx: HookContext, opts
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      clearTimeout(killTimer);
+      killer?.cancel();
       opts.signal?.removeEventListener('abort', onAbort);
       for (const l of lines) l.end();
       if (err) reject(err);
@@ -107,12 +97,7 @@ export function runHook(name: HookName, hook: HookConfig, ctx: HookContext, opts
       finish(new CerberusError('HOOK', `${label} could not start: ${err.code ?? err.message}`, { hint }));
     });
     child.on('exit', (code, signal) => {
-      // a child the hook left running may keep its output open; wait a little for the rest
-      const drained = new Promise<void>((r) => child.once('close', () => r()));
-      const grace = new Promise<void>((r) => setTimeout(r, DRAIN_MS).unref());
-      void Promise.race([drained, grace]).then(() => {
-        child.stdout.destroy();
-        child.stderr.destroy();
+      void drainOutput(child, DRAIN_MS).then(() => {
         if (stopped === 'timeout') {
           finish(new CerberusError('HOOK', `${label} did not finish within its timeout of ${seconds(hook.timeoutMs)} and was killed`, {
             hint: 'raise hooks timeout for it, or find out why it hangs',
@@ -131,28 +116,3 @@ export function runHook(name: HookName, hook: HookConfig, ctx: HookContext, opts
 }
 
 const seconds = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`);
-
-/** Bytes in, whole lines out (UTF-8 safe), each cut at MAX_LINE. */
-function lineSplitter(emit: (line: string) => void): { push(b: Buffer): void; end(): void } {
-  const decoder = new StringDecoder('utf8');
-  let partial = '';
-  const flush = (text: string) => {
-    const parts = (partial + text).split('\n');
-    partial = parts.pop() ?? '';
-    for (const p of parts) emit(cut(p.replace(/\r$/, '')));
-    if (partial.length > MAX_LINE) {
-      emit(cut(partial));
-      partial = '';
-    }
-  };
-  return {
-    push: (b) => flush(decoder.write(b)),
-    end: () => {
-      flush(decoder.end());
-      if (partial !== '') emit(cut(partial));
-      partial = '';
-    },
-  };
-}
-
-const cut = (line: string) => (line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)} …(cut)` : line);
