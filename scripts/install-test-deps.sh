@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a fresh Debian machine: GnuPG and GNU tar for interop
 # checks, GNU time for the benchmarks, Apache with mod_dav for the WebDAV tests, curl for the
 # upload benchmark, 7-Zip for the yearly export, groovy and Java 17 for the Jenkinsfiles,
-# PostgreSQL and MariaDB (servers and clients) for the database sources.
+# PostgreSQL and MariaDB (servers and clients) for the database sources, vsftpd and OpenSSH's
+# sshd (with openssl for the FTPS certificate) for the remote sources.
 # Then the npm packages (s3rver and npm-groovy-lint among them), exactly as locked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,13 @@ command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 # PATH), dumped with mysqldump and loaded back with the mysql client
 command -v mariadb-install-db >/dev/null 2>&1 && { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } || need+=(mariadb-server)
 command -v mysqldump >/dev/null 2>&1 && command -v mysql >/dev/null 2>&1 || need+=(mariadb-client)
+# the remote-source tests start their own FTPS server (vsftpd: LIST only, so the MDTM path is
+# tested; it conflicts with pure-ftpd) and sshd, each with a config of its own on a free port:
+# the packages' configs in /etc are never read, and their daemons, as every daemon here, not started
+[ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
+[ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/sbin/useradd ] && [ -x /usr/sbin/chpasswd ] || need+=(passwd)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'GUARD' // a safety guard stopped a destructive step
   | 'SERVICE' // a service cerberus drives (Jenkins) refused or failed
   | 'HOOK' // a job's hook command failed, hung or could not start
+  | 'SOURCE' // a remote source (FTPS, SFTP, S3) refused the login or failed
   | 'INTERRUPTED' // SIGINT or SIGTERM ended the run
   | 'INTERNAL';
 

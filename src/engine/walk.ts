@@ -72,6 +72,16 @@ function toEntry(rel: string, abs: string, st: import('node:fs').BigIntStats): S
   return 'unknown file type';
 }
 
+/**
+ * A path every walk leaves out, and what it says instead: cerberus's reserved folder is skipped,
+ * an excluded path reported only when asked ('silent' otherwise); undefined for a path it takes.
+ */
+export function passOver(rel: string, abs: string, exclude: Excluder, opts: WalkOptions): WalkEvent | 'silent' | undefined {
+  if (rel === RESERVED_DIR) return { kind: 'skipped', path: rel, abs, reason: `${RESERVED_DIR} at the top of the source is reserved for cerberus` };
+  if (exclude.excludes(rel, abs)) return opts.reportExcluded ? { kind: 'excluded', path: rel, abs } : 'silent';
+  return undefined;
+}
+
 export async function statEntry(rel: string, abs: string): Promise<SourceEntry | string> {
   const st = await fsp.lstat(abs, { bigint: true });
   const e = toEntry(rel, abs, st);
@@ -141,12 +151,9 @@ async function* walkDir(dir: SourceEntry, isRoot: boolean, exclude: Excluder, op
   for (const name of names) {
     const rel = dir.path === '' ? name : `${dir.path}/${name}`;
     const abs = path.join(dir.abs, name);
-    if (rel === RESERVED_DIR) {
-      yield { kind: 'skipped', path: rel, abs, reason: `${RESERVED_DIR} at the top of the source is reserved for cerberus` };
-      continue;
-    }
-    if (exclude.excludes(rel, abs)) {
-      if (opts.reportExcluded) yield { kind: 'excluded', path: rel, abs };
+    const over = passOver(rel, abs, exclude, opts);
+    if (over) {
+      if (over !== 'silent') yield over;
       continue;
     }
     let e: SourceEntry | string;

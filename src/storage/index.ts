@@ -4,4 +4,5 @@ export { joinPath, removeTree } from './backend.js';
 export { copyFolder, type CopyFolderOptions } from './copy-tree.js';
 export { LocalBackend, syncFileSystem } from './local.js';
 export { openBackend, rawBackend, type OpenOptions, type OpenTarget } from './open.js';
+export { safeEndpoint } from './s3.js';
 export { FolderCopyRefusedError, StorageError, httpStorageError, networkCode, parseRetryAfter } from './errors.js';

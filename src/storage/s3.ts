@@ -396,7 +396,7 @@ export function copySource(bucket: string, key: string): string {
 }
 
 /** The endpoint without user info, query or a trailing '/': for messages. */
-function safeEndpoint(endpoint: string): string {
+export function safeEndpoint(endpoint: string): string {
   try {
     const u = new URL(endpoint);
     return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
