@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /** The long end-to-end files first (slowest first), so the short ones fill in beside them. */
-const LONG = ['history.test.ts', 'replicate.test.ts', 'stage.test.ts', 'cryptomator.test.ts', 'remote.test.ts', 'multi-target.test.ts', 'faults.test.ts', 'conformance.test.ts', 'sync.test.ts', 'bad-input.test.ts', 'image.test.ts', 'groovy.test.ts', 'export.test.ts'];
+const LONG = ['remote-sources.test.ts', 'history.test.ts', 'replicate.test.ts', 'stage.test.ts', 'cryptomator.test.ts', 'remote.test.ts', 'multi-target.test.ts', 'faults.test.ts', 'conformance.test.ts', 'sync.test.ts', 'bad-input.test.ts', 'image.test.ts', 'groovy.test.ts', 'export.test.ts'];
 class LongestFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { loadConfig, selectJob, type JobConfig } from '../config/index.js';
+import { loadConfig, loadTenants, selectJob, type Config, type JobConfig } from '../config/index.js';
 import { usageError } from '../errors.js';
 import { defaultStateDir } from '../engine/state-cache.js';
 import { ConsoleReporter, type Reporter } from '../report/log.js';
@@ -21,14 +21,34 @@ export interface CommandContext {
 }
 
 export interface JobOptions {
-  config: string;
+  config?: string;
+  tenants?: string;
   job?: string;
+}
+
+/** The config file of the command line: --config, or --tenants where the command takes one. */
+export function configFile(opts: JobOptions, tenants: 'allowed' | 'refused' = 'allowed'): { kind: 'config' | 'tenants'; file: string } {
+  if (opts.config !== undefined && opts.tenants !== undefined) throw usageError('give --config or --tenants, not both', 'a job lives in one of the two files');
+  if (opts.tenants !== undefined) {
+    if (tenants === 'refused') throw usageError('this command does not take --tenants', 'use a job config file with --config');
+    return { kind: 'tenants', file: opts.tenants };
+  }
+  if (opts.config !== undefined) return { kind: 'config', file: opts.config };
+  throw usageError('say which file holds the job: --config FILE (or --tenants FILE)', 'e.g. cerberus backup --config cerberus.yaml');
+}
+
+/** Every job of the file the command line names (a tenants file's are `tenant/resource`). */
+export async function loadJobs(ctx: CommandContext, opts: JobOptions, load: { keyless?: boolean } = {}): Promise<Config> {
+  const { kind, file } = configFile(opts);
+  const abs = path.resolve(ctx.cwd, file);
+  if (kind === 'config') return loadConfig(abs, ctx.env, load);
+  const t = await loadTenants(abs, ctx.env, load);
+  return { file: t.file, dir: t.dir, jobs: t.jobs };
 }
 
 /** The job of the command line; `named` (a reported run) learns its name. */
 export async function loadJob(ctx: CommandContext, opts: JobOptions, named?: { job: string }): Promise<JobConfig> {
-  const config = await loadConfig(path.resolve(ctx.cwd, opts.config), ctx.env);
-  const job = selectJob(config, opts.job);
+  const job = selectJob(await loadJobs(ctx, opts), opts.job);
   if (named) named.job = job.name;
   if (ctx.ownsProcess) tuneHeap(job);
   return job;
@@ -95,10 +115,10 @@ export function withReport(cmd: Command): Command {
 }
 
 /** The options every job command shares. Use as `command.apply(withJob)`. */
-export function withJob(cmd: Command): Command {
-  return cmd
-    .requiredOption('-c, --config <file>', 'the YAML config file')
-    .option('-j, --job <name>', 'the job (may be left out when the config has one)');
+export function withJob(cmd: Command, tenants = true): Command {
+  cmd.option('-c, --config <file>', 'the YAML config file');
+  if (tenants) cmd.option('--tenants <file>', 'a tenants file instead: the job is tenant/resource');
+  return cmd.option('-j, --job <name>', tenants ? 'the job (may be left out when the file has one); tenant/resource in a tenants file' : 'the job (may be left out when the config has one)');
 }
 
 /** The parser of a repeatable option: `--path a --path b` → ['a', 'b'] (undefined when never given). */

@@ -13,10 +13,11 @@ import * as probe from './commands/probe.js';
 import * as prune from './commands/prune.js';
 import * as replicate from './commands/replicate.js';
 import * as restore from './commands/restore.js';
+import * as schedule from './commands/schedule.js';
 import * as sync from './commands/sync.js';
 import * as verify from './commands/verify.js';
 
-const COMMANDS = [keygen, init, backup, replicate, list, restore, verify, prune, health, sync, probe, exportCmd, jenkins];
+const COMMANDS = [keygen, init, backup, replicate, list, restore, verify, prune, health, schedule, sync, probe, exportCmd, jenkins];
 
 /**
  * The command tree: every command with its options. Also what tests read to check that the

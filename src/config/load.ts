@@ -4,7 +4,8 @@ import path from 'node:path';
 import { configError } from '../errors.js';
 import { buildEnv } from './env.js';
 import { errorMap, toProblems } from './issues.js';
-import { machineTimezone, makeSchema } from './schema.js';
+import type { z } from 'zod';
+import { machineTimezone, makeSchema, type SchemaContext } from './schema.js';
 import type { Config, JobConfig } from './types.js';
 import { interpolateDocument, parseYaml, redact, type PathKey, type Problem, type Redaction } from './yaml-doc.js';
 
@@ -48,6 +49,27 @@ export interface LoadOptions {
 }
 
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Promise<Config> {
+  const mayBeUnset = (p: readonly PathKey[]) => p[0] === 'jobs' && ((opts.keyless === true && p[2] === 'encryption') || (opts.export !== true && p[2] === 'export'));
+  const { abs, dir, data } = await readDocument(file, env, mayBeUnset, 'jobs:', (ctx) => {
+    const { schema, knownKeys } = makeSchema(ctx);
+    return { schema, knownKeys };
+  });
+  const jobs = new Map<string, JobConfig>();
+  for (const [name, job] of Object.entries(data.jobs)) jobs.set(name, { name, ...job });
+  return { file: abs, dir, jobs };
+}
+
+/**
+ * A YAML file read, interpolated and validated by the schema `build` makes. Throws a CONFIG
+ * CerberusError that names file:line and key path for every problem found.
+ */
+export async function readDocument<T>(
+  file: string,
+  env: NodeJS.ProcessEnv,
+  mayBeUnset: (p: readonly PathKey[]) => boolean,
+  section: string,
+  build: (ctx: SchemaContext, raw: unknown) => { schema: z.ZodType<T>; knownKeys: ReadonlyMap<string, string[]> },
+): Promise<{ abs: string; dir: string; data: T }> {
   const home = env.HOME || os.homedir();
   const abs = path.resolve(expandHome(file, home));
   const dir = path.dirname(abs);
@@ -67,20 +89,16 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   if (syntax.length > 0) fail(shown, syntax);
 
   const vars = await buildEnv(dir, env, process.cwd());
-  const mayBeUnset = (p: readonly PathKey[]) => p[0] === 'jobs' && ((opts.keyless === true && p[2] === 'encryption') || (opts.export !== true && p[2] === 'export'));
-  const { problems: unset, redactions } = interpolateDocument(parsed, vars, mayBeUnset);
+  const { problems: unset, redactions } = interpolateDocument(parsed, vars, mayBeUnset, { dir });
   if (unset.length > 0) fail(shown, unset, redactions);
 
-  const data: unknown = parsed.doc.toJS();
-  if (data === null || data === undefined) fail(shown, [{ line: 1, message: 'the file is empty; it needs a jobs: section' }]);
+  const raw: unknown = parsed.doc.toJS();
+  if (raw === null || raw === undefined) fail(shown, [{ line: 1, message: `the file is empty; it needs a ${section} section` }]);
 
-  const { schema, knownKeys } = makeSchema({ dir, home, defaultTimezone: machineTimezone() });
-  const result = schema.safeParse(data, { error: errorMap });
+  const { schema, knownKeys } = build({ dir, home, defaultTimezone: machineTimezone() }, raw);
+  const result = schema.safeParse(raw, { error: errorMap });
   if (!result.success) fail(shown, toProblems(result.error.issues, parsed, knownKeys), redactions);
-
-  const jobs = new Map<string, JobConfig>();
-  for (const [name, job] of Object.entries(result.data.jobs)) jobs.set(name, { name, ...job });
-  return { file: abs, dir, jobs };
+  return { abs, dir, data: result.data };
 }
 
 /** The job to run: `name`, or the only job when there is exactly one. */

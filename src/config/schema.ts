@@ -2,7 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
 import { DUMP_DIR, dumpCommand } from '../engine/database-dump.js';
-import type { EncryptionConfig, HookConfig, JobConfig, LocalTargetConfig, S3TargetConfig, TargetTransport, WebdavTargetConfig } from './types.js';
+import type { EncryptionConfig, HookConfig, JobConfig, LocalTargetConfig, RemoteSourceConfig, S3TargetConfig, TargetTransport, WebdavTargetConfig } from './types.js';
 import { parseDuration, parsePercent, parseSize } from './units.js';
 
 export interface SchemaContext {
@@ -86,6 +86,27 @@ export function machineTimezone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 }
 
+/** What a source can be: folders on this machine, or a tree on a server (src/sources). */
+export const SOURCE_TYPES = ['local', 'ftps', 'sftp', 's3'] as const;
+const SOURCE_KEYS: Record<(typeof SOURCE_TYPES)[number], string[]> = {
+  local: [],
+  ftps: ['host', 'port', 'username', 'password', 'path', 'ca', 'insecure'],
+  sftp: ['host', 'port', 'username', 'password', 'path', 'privateKey', 'passphrase', 'hostKey'],
+  s3: ['bucket', 'prefix', 'endpoint', 'region', 'accessKeyId', 'secretAccessKey', 'forcePathStyle'],
+};
+
+const httpUrlSchema = z.string().refine(
+  (u) => {
+    try {
+      const p = new URL(u).protocol;
+      return p === 'http:' || p === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { error: 'expected an http:// or https:// URL' },
+);
+
 export function makeSchema(ctx: SchemaContext) {
   const absPath = pathSchema(ctx);
 
@@ -146,21 +167,95 @@ export function makeSchema(ctx: SchemaContext) {
       }),
     ),
   };
-  const source = z.strictObject(sourceShape).superRefine((s, zctx) => {
-    if (s.paths.length === 0 && s.databases.length === 0) {
-      zctx.addIssue({ code: 'custom', path: ['paths'], message: 'needs at least one folder (or a database in source.databases)' });
+  const optionalString = z.preprocess((v) => (v === null || v === '' ? undefined : v), z.string().optional());
+  // the keys of a source on another machine; which belong to which type is checked below
+  const remoteShape = {
+    type: z.preprocess(orDefault('local'), z.enum(SOURCE_TYPES, { error: `type must be one of: ${SOURCE_TYPES.join(', ')}` })),
+    host: optionalString,
+    port: z.preprocess((v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v), z.number().int().min(1).max(65535).optional()),
+    username: optionalString,
+    password: optionalString,
+    /** the folder on the server that is backed up */
+    path: optionalString,
+    ca: absPath.optional(),
+    insecure: z.boolean().optional(),
+    privateKey: optionalString,
+    passphrase: optionalString,
+    hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, { error: 'expected a fingerprint as ssh-keygen -lf prints it, e.g. SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8' }).optional(),
+    bucket: optionalString,
+    prefix: optionalString,
+    endpoint: httpUrlSchema.optional(),
+    region: optionalString,
+    accessKeyId: optionalString,
+    secretAccessKey: optionalString,
+    forcePathStyle: z.boolean().optional(),
+    /** read and hash every file on every run instead of trusting size and mtime */
+    rehash: z.boolean().optional(),
+  };
+  const source = z.strictObject({ ...sourceShape, ...remoteShape }).transform((s, zctx): JobConfig['source'] => {
+    const issue = (key: string, message: string) => zctx.addIssue({ code: 'custom', path: [key], message });
+    const given = (k: keyof typeof remoteShape) => s[k] !== undefined;
+    const allowed = SOURCE_KEYS[s.type];
+    for (const k of Object.keys(remoteShape) as Array<keyof typeof remoteShape>) {
+      if (k === 'type' || k === 'rehash' || !given(k) || allowed.includes(k)) continue;
+      const owners = SOURCE_TYPES.filter((t) => SOURCE_KEYS[t].includes(k));
+      issue(k, `${k} is for ${owners.join(' and ')} sources, not type ${s.type}`);
     }
-    // several paths restore each under its basename, beside the dumps' own top folder
-    if (s.paths.length > 1 && s.databases.length > 0) {
-      s.paths.forEach((p, i) => {
-        if (path.basename(p).toLowerCase() !== DUMP_DIR) return;
-        zctx.addIssue({
-          code: 'custom',
-          path: ['paths', i],
-          message: `${JSON.stringify(p)} would be restored as ${DUMP_DIR}/, which holds the dumps of source.databases; rename the folder, or list the folders inside it instead`,
+    if (s.type === 'local') {
+      if (s.paths.length === 0 && s.databases.length === 0) issue('paths', 'needs at least one folder (or a database in source.databases)');
+      // several paths restore each under its basename, beside the dumps' own top folder
+      if (s.paths.length > 1 && s.databases.length > 0) {
+        s.paths.forEach((p, i) => {
+          if (path.basename(p).toLowerCase() !== DUMP_DIR) return;
+          zctx.addIssue({
+            code: 'custom',
+            path: ['paths', i],
+            message: `${JSON.stringify(p)} would be restored as ${DUMP_DIR}/, which holds the dumps of source.databases; rename the folder, or list the folders inside it instead`,
+          });
         });
-      });
+      }
+      return { paths: s.paths, exclude: s.exclude, databases: s.databases, ...(s.rehash ? { rehash: true } : {}) };
     }
+    if (s.paths.length > 0) issue('paths', `a ${s.type} source backs up one folder on the server: give it as path, not paths`);
+    const need = (k: keyof typeof remoteShape, example: string) => {
+      if (!given(k)) issue(k, `a ${s.type} source needs ${k}, e.g. ${k}: ${example}`);
+    };
+    let remote: RemoteSourceConfig | undefined;
+    const folder = (p: string | undefined) => '/' + (p ?? '').split('/').filter((x) => x !== '' && x !== '.').join('/');
+    if (s.type === 'ftps' || s.type === 'sftp') {
+      need('host', 'files.example.com');
+      need('username', 'backup');
+      if (s.type === 'ftps') need('password', '${FTP_PASSWORD}');
+      if (s.type === 'sftp' && !given('password') && !given('privateKey')) issue('privateKey', 'an sftp source needs privateKey (e.g. privateKey: "${file:/run/secrets/id_ed25519}") or password');
+      if (s.passphrase !== undefined && s.privateKey === undefined) issue('passphrase', 'passphrase unlocks privateKey, which is not given');
+      if (s.host !== undefined && s.username !== undefined) {
+        remote =
+          s.type === 'ftps'
+            ? { type: 'ftps', host: s.host, port: s.port ?? 21, username: s.username, password: s.password ?? '', path: folder(s.path), ...(s.ca ? { caFile: s.ca } : {}), insecure: s.insecure ?? false }
+            : {
+                type: 'sftp', host: s.host, port: s.port ?? 22, username: s.username, path: folder(s.path),
+                ...(s.password !== undefined ? { password: s.password } : {}),
+                ...(s.privateKey !== undefined ? { privateKey: s.privateKey } : {}),
+                ...(s.passphrase !== undefined ? { passphrase: s.passphrase } : {}),
+                ...(s.hostKey !== undefined ? { hostKey: s.hostKey } : {}),
+              };
+      }
+    } else {
+      need('bucket', 'documents');
+      if ((s.accessKeyId === undefined) !== (s.secretAccessKey === undefined)) {
+        issue(s.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey', 'give both accessKeyId and secretAccessKey, or neither (to use AWS_ACCESS_KEY_ID and the usual AWS sources)');
+      }
+      if (s.bucket !== undefined) {
+        remote = {
+          type: 's3', bucket: s.bucket, prefix: folder(s.prefix).slice(1), region: s.region ?? 'us-east-1',
+          ...(s.endpoint !== undefined ? { endpoint: s.endpoint.replace(/\/+$/, '') } : {}),
+          forcePathStyle: s.forcePathStyle ?? s.endpoint !== undefined,
+          ...(s.accessKeyId !== undefined && s.secretAccessKey !== undefined ? { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } : {}),
+        };
+      }
+    }
+    if (!remote) return z.NEVER;
+    return { paths: [], exclude: s.exclude, databases: s.databases, remote, ...(s.rehash ? { rehash: true } : {}) };
   });
 
   const openpgpShape = {
@@ -203,17 +298,7 @@ export function makeSchema(ctx: SchemaContext) {
     bwlimit: t.bwlimit ? t.bwlimit : undefined,
   });
   const optionalText = z.preprocess((v) => (v === null || v === '' ? undefined : v), z.string().optional());
-  const httpUrl = z.string().refine(
-    (u) => {
-      try {
-        const p = new URL(u).protocol;
-        return p === 'http:' || p === 'https:';
-      } catch {
-        return false;
-      }
-    },
-    { error: 'expected an http:// or https:// URL' },
-  );
+  const httpUrl = httpUrlSchema;
 
   const localTargetShape = {
     name: nameSchema,
@@ -406,6 +491,15 @@ export function makeSchema(ctx: SchemaContext) {
   };
   const job = z.strictObject(jobShape).transform((j, zctx): Omit<JobConfig, 'name'> => {
     const names = j.targets.map((t) => t.name);
+    const remote = j.source.remote?.type;
+    if (remote && j.encryption.kind !== 'openpgp') {
+      zctx.addIssue({ code: 'custom', path: ['source', 'type'], message: `a ${remote} source is backed up with encryption kind openpgp; the ${j.encryption.kind} kind reads local folders only` });
+    }
+    j.targets.forEach((t, i) => {
+      if (remote && t.type === 'local' && t.snapshots === 'hardlink') {
+        zctx.addIssue({ code: 'custom', path: ['targets', i, 'snapshots'], message: `a ${remote} source is backed up encrypted; a plain stage (snapshots: hardlink) reads local folders only` });
+      }
+    });
     (j.stages ?? []).forEach((name, i) => {
       const t = j.targets.find((x) => x.name === name);
       const fail = (message: string) => zctx.addIssue({ code: 'custom', path: ['stages', i], message });
@@ -428,7 +522,7 @@ export function makeSchema(ctx: SchemaContext) {
   const knownKeys = new Map<string, string[]>([
     ['', Object.keys(topShape)],
     ['jobs.*', Object.keys(jobShape)],
-    ['jobs.*.source', Object.keys(sourceShape)],
+    ['jobs.*.source', [...Object.keys(sourceShape), ...Object.keys(remoteShape)]],
     ['jobs.*.source.databases.#', Object.keys(databaseShape)],
     ['jobs.*.encryption', [...new Set([...Object.keys(openpgpShape), ...Object.keys(cryptomatorShape)])]],
     ['jobs.*.targets.#', [...new Set([...Object.keys(localTargetShape), ...Object.keys(webdavTargetShape), ...Object.keys(s3TargetShape)])]],
@@ -441,7 +535,20 @@ export function makeSchema(ctx: SchemaContext) {
     ...HOOK_NAMES.map((n): [string, string[]] => [`jobs.*.hooks.${n}.#`, Object.keys(hookShape)]),
   ]);
 
-  return { schema, knownKeys };
+  // the pieces of a job, for files that assemble jobs their own way (config/tenants.ts)
+  const parts = { source, encryption, targets, retention, guards: z.strictObject(guardsShape), report: z.strictObject(reportShape), hooks: z.strictObject(hooksShape) };
+  const partKeys = {
+    source: [...Object.keys(sourceShape), ...Object.keys(remoteShape)],
+    encryption: [...new Set([...Object.keys(openpgpShape), ...Object.keys(cryptomatorShape)])],
+    target: [...new Set([...Object.keys(localTargetShape), ...Object.keys(webdavTargetShape), ...Object.keys(s3TargetShape)])],
+    retention: Object.keys(retentionShape),
+    guards: Object.keys(guardsShape),
+    report: Object.keys(reportShape),
+    github: Object.keys(githubShape),
+    hooks: [...HOOK_NAMES],
+    hook: Object.keys(hookShape),
+  };
+  return { schema, knownKeys, parts, partKeys, jobShape };
 }
 
 export function keyPattern(p: readonly PropertyKey[]): string {

@@ -76,6 +76,10 @@ export interface JobConfig {
     exclude: string[];
     /** dumped into `databases/<name>.dump` (.sql for mysql) of every generation; names distinct */
     databases: DatabaseSourceConfig[];
+    /** a tree on a server instead of paths (which are then empty) */
+    remote?: RemoteSourceConfig;
+    /** read and hash every file on every run, trusting no size and mtime */
+    rehash?: boolean;
   };
   encryption: EncryptionConfig;
   targets: TargetConfig[];
@@ -94,6 +98,48 @@ export interface JobConfig {
   /** target names: backup writes the first (a plain stage) and replicates it to the others */
   stages?: string[] | undefined;
 }
+
+/** A source on an FTPS server (explicit TLS, passive mode); `path` absolute on the server. */
+export interface FtpsSourceConfig {
+  type: 'ftps';
+  host: string;
+  port: number;
+  username: string;
+  password: string;
+  path: string;
+  /** a PEM file of the CA or the server's own certificate to trust */
+  caFile?: string;
+  /** no certificate check at all */
+  insecure: boolean;
+}
+
+/** A source on an SFTP server: a key (its text) or a password. */
+export interface SftpSourceConfig {
+  type: 'sftp';
+  host: string;
+  port: number;
+  username: string;
+  password?: string;
+  privateKey?: string;
+  passphrase?: string;
+  /** the server key's fingerprint, SHA256:…, as ssh-keygen -lf prints it */
+  hostKey?: string;
+  path: string;
+}
+
+/** A source in an S3 bucket, below `prefix` ('' for the whole bucket). */
+export interface S3SourceConfig {
+  type: 's3';
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle: boolean;
+}
+
+export type RemoteSourceConfig = FtpsSourceConfig | SftpSourceConfig | S3SourceConfig;
 
 /** A database the backup dumps (engine/database-dump.ts); `url` may hold the password. */
 export interface DatabaseSourceConfig {

@@ -1,6 +1,6 @@
 import { type Document, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Env } from './env.js';
-import { interpolate } from './env.js';
+import { interpolate, type SecretSources } from './env.js';
 
 export type PathKey = string | number;
 
@@ -105,6 +105,7 @@ export function interpolateDocument(
   env: Env,
   /** where an unset variable is no problem: the value becomes UNSET_PLACEHOLDER */
   optional?: (path: readonly PathKey[]) => boolean,
+  secrets?: SecretSources,
 ): { problems: Problem[]; redactions: Redaction[] } {
   const problems: Problem[] = [];
   const redactions: Redaction[] = [];
@@ -112,7 +113,7 @@ export function interpolateDocument(
     if (isScalar(node)) {
       if (typeof node.value !== 'string') return;
       const template = node.value;
-      const r = interpolate(template, env);
+      const r = interpolate(template, env, secrets);
       const line = lineOf(node, parsed.lines);
       if (!r.ok && 'missing' in r && optional?.(p)) {
         node.value = UNSET_PLACEHOLDER;

@@ -44,7 +44,8 @@ async function writeAtomic(file: string, data: string | Uint8Array): Promise<voi
   }
 }
 
-const safeName = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
+// a tenant's job `acme/website` becomes `acme+website`: no config job name holds a '+'
+const safeName = (s: string) => s.replace(/\//g, '+').replace(/[^A-Za-z0-9._+-]/g, '_');
 
 export class StateCache {
   readonly jobDir: string;

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { SourceEntry } from '../engine/walk.js';
+import { isMissingError } from '../sources/index.js';
 import { CerberusError } from '../errors.js';
 import type { TarEntryHeader, TarPacker } from '../formats/tar.js';
 
@@ -104,4 +106,67 @@ export async function archiveLargeFile(
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Streams a file of a remote source into the archive at the size its listing gave, cut or
+ * padded with zeros when the server sends more or less (a tar header cannot change its mind).
+ * Undefined when the file is gone before its first byte. A stream that breaks once the header
+ * is out stops the run, as a local read does: the remote source already retried and resumed.
+ */
+export async function archiveStreamedFile(
+  e: SourceEntry,
+  open: () => Promise<Readable>,
+  tar: TarPacker,
+  message: { ready(): Promise<void> },
+  stored: (bytes: number) => void,
+): Promise<ArchivedFile | undefined> {
+  let body: Readable;
+  try {
+    body = await open();
+  } catch (err) {
+    if (isMissingError(err)) return undefined;
+    throw err;
+  }
+  const size = e.size;
+  const fields = { path: e.path, mode: e.mode, mtimeNs: e.mtimeNs, uid: e.uid, gid: e.gid };
+  tar.header({ ...fields, type: 'file', size });
+  const hash = createHash('sha256');
+  let pos = 0;
+  let exact = true;
+  try {
+    for await (const c of body) {
+      const chunk = (c as Buffer).subarray(0, size - pos);
+      if (chunk.length < (c as Buffer).length) exact = false; // grew since it was listed
+      if (chunk.length > 0) {
+        hash.update(chunk);
+        tar.body(chunk);
+        stored(chunk.length);
+        pos += chunk.length;
+        await message.ready();
+      }
+      if (pos >= size && !exact) break;
+    }
+  } catch (err) {
+    if (err instanceof CerberusError) throw err;
+    throw new CerberusError('SOURCE', `cannot read ${e.abs} after its first bytes were archived: ${(err as Error).message}; the run stops rather than store a broken copy`, {
+      hint: 'check the server and the connection, then run the backup again',
+    });
+  } finally {
+    body.destroy();
+  }
+  if (pos < size) {
+    exact = false; // shrank since it was listed: zeros stand for what is missing
+    const zeros = Buffer.alloc(Math.min(size - pos, 1 << 20));
+    while (pos < size) {
+      const chunk = zeros.subarray(0, Math.min(zeros.length, size - pos));
+      hash.update(chunk);
+      tar.body(chunk);
+      stored(chunk.length);
+      pos += chunk.length;
+      await message.ready();
+    }
+  }
+  tar.endBody(size);
+  return { ...fields, size, ctimeNs: e.ctimeNs, sha256: hash.digest('hex'), stable: exact };
 }

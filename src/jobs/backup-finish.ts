@@ -221,8 +221,8 @@ export async function listForRun(backend: Backend, target: string, now: Date): P
 /** Errors that end the whole run rather than one target's part of it. */
 export function isRunFatal(err: unknown): boolean {
   // a failed `before` hook, an interruption or a failed database dump (SERVICE: the source
-  // itself) stops every target, not just the one at hand
-  return err instanceof CerberusError && ['LOCKED', 'USAGE', 'CONFIG', 'HOOK', 'INTERRUPTED', 'SERVICE'].includes(err.code);
+  // itself) or a remote source that fails stops every target, not just the one at hand
+  return err instanceof CerberusError && ['LOCKED', 'USAGE', 'CONFIG', 'HOOK', 'INTERRUPTED', 'SERVICE', 'SOURCE'].includes(err.code);
 }
 
 /** Why a target failed, without the "target x: " that storage and key errors already carry. */

@@ -7,7 +7,7 @@ import { checkGuards } from '../engine/guards.js';
 import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
 import { manifestBytes, manifestTsv, sameMeta, sortEntries, unchangedFile, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { matchesStat, StateCache, type HashRecord } from '../engine/state-cache.js';
-import { Excluder, RESERVED_DIR, statEntry, walkSource, type SourceEntry } from '../engine/walk.js';
+import { RESERVED_DIR, statEntry, type SourceEntry } from '../engine/walk.js';
 import { encryptBuffer, volumeWriter, type Compression, type Sealing, type VolumeWriter } from '../formats/openpgp/message.js';
 import { TarPacker } from '../formats/tar.js';
 import { readWhole, SMALL_FILE } from '../fsutil.js';
@@ -19,7 +19,8 @@ import { fileBody, type Backend } from '../storage/index.js';
 import { formatBytes } from '../report/format.js';
 import { PhaseLog } from '../report/phases.js';
 import { UPLOAD_PHASE } from '../report/run-report.js';
-import { archiveLargeFile, headerFields, readBuffers, type ArchivedFile } from './archive-file.js';
+import { archiveLargeFile, archiveStreamedFile, headerFields, readBuffers, type ArchivedFile } from './archive-file.js';
+import { openJobSource, type JobSource } from './job-source.js';
 import { checkRecipients, openpgpOf, sealingFor } from './keys.js';
 import { backupStatus, changeCounter, finishTarget, isRunFatal, listForRun, targetFailure, type BackupOptions, type BackupResult, type BackupStats, type TargetBackupResult } from './backup-finish.js';
 import { runVaultBackup } from './vault-backup.js';
@@ -82,6 +83,7 @@ async function runOpenpgpBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
   };
   const plans: TargetPlan[] = [];
   const results = new Map<string, TargetBackupResult>();
+  let source: JobSource | undefined;
   try {
     for (const target of job.targets) {
       try {
@@ -92,6 +94,7 @@ async function runOpenpgpBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
       }
     }
     if (plans[0]) await opts.hooks?.planned(plans[0].level, plans[0].id);
+    if (plans.length > 0) source = await openJobSource(job, opts);
     // one encryption per distinct parent, streamed to every target that shares it
     const groups = groupByParent(plans);
     for (const [i, group] of groups.entries()) {
@@ -111,7 +114,7 @@ async function runOpenpgpBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
         }
       };
       try {
-        run = await produceGeneration({ job, plans: group, sealing, opts, outcomes, lastRead: i === groups.length - 1 });
+        run = await produceGeneration({ job, plans: group, sealing, opts, outcomes, lastRead: i === groups.length - 1, source: source! });
         record();
       } catch (err) {
         record(err);
@@ -134,6 +137,7 @@ async function runOpenpgpBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
       }
     }
   } finally {
+    await source?.close();
     for (const p of plans) await p.lock?.release();
   }
   const targets = job.targets.map(
@@ -224,6 +228,7 @@ interface ProduceInput {
   outcomes: Map<string, TargetOutcome>;
   /** no later group reads the source: its end is the snapshot's */
   lastRead: boolean;
+  source: JobSource;
 }
 
 interface TargetOutcome {
@@ -254,7 +259,7 @@ function take<K, V>(map: Map<K, V>, key: K): V | undefined {
 
 /** Walks the source, streams what changed since the parent into one encrypted tar, commits. */
 async function produceGeneration(input: ProduceInput): Promise<Produced> {
-  const { job, plans, sealing, opts, outcomes } = input;
+  const { job, plans, sealing, opts, outcomes, source } = input;
   const { level, id, cache } = plans[0]!;
   let parent = plans[0]!.parent;
   const { reporter } = opts;
@@ -267,7 +272,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     if (list) list.push(e);
     else parentChildren.set(dir, [e]);
   }
-  const oldHashes = opts.replica?.hashes ?? (opts.rehash ? new Map<string, HashRecord>() : await cache.loadHashes());
+  const oldHashes = opts.replica?.hashes ?? (opts.rehash || job.source.rehash ? new Map<string, HashRecord>() : await cache.loadHashes());
   const hashes = new Map<string, HashRecord>();
   const entries: ManifestEntry[] = [];
   const seen = new Map<string, ManifestEntry['type']>();
@@ -281,9 +286,10 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
   // progress: every file visited counts, stored or not; totals come from a parallel count
   const visited = { files: 0, bytes: 0 };
   const totals = { files: 0, bytes: 0, done: false };
-  if (reporter.interactive) {
+  const countWalk = source.count;
+  if (reporter.interactive && countWalk) {
     void (async () => {
-      for await (const ev of walkSource(job.source.paths, new Excluder(job.source.exclude))) {
+      for await (const ev of countWalk()) {
         if (ev.kind === 'entry' && ev.entry.type === 'file') {
           totals.files++;
           totals.bytes += ev.entry.size;
@@ -365,8 +371,17 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
   };
 
   /** Reads a file into the archive; undefined when it is gone. */
-  const storeFile = async (e: SourceEntry): Promise<FileEntry | undefined> => {
+  /** `from` reads a remote file; null for a file on this machine (the source's, or a dump) */
+  const storeFile = async (e: SourceEntry, from: JobSource['read'] | null = source.read ?? null): Promise<FileEntry | undefined> => {
     for (let attempt = 1; ; attempt++) {
+      if (from) {
+        // a remote file is read once: a second read would need a second listing to know its size
+        const got = await archiveStreamedFile(e, () => from(e), tar!, message!, stored);
+        if (!got) return undefined;
+        if (!got.stable) problem(`${e.abs} changed while it was read; the stored copy may be inconsistent`);
+        hashes.set(e.abs, { size: got.size, mtimeNs: got.mtimeNs, ctimeNs: got.ctimeNs, ino: e.ino, sha256: got.sha256 });
+        return { path: e.path, type: 'file', size: got.size, mtimeNs: got.mtimeNs, mode: got.mode, uid: e.uid, gid: e.gid, sha256: got.sha256, holder: id };
+      }
       const read = e.size <= SMALL_FILE ? readWhole(e.abs, (smallBuffer ??= Buffer.allocUnsafe(SMALL_FILE + 1))) : 'stream';
       if (read === 'gone') return undefined;
       let got: ArchivedFile | undefined;
@@ -390,7 +405,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
   };
 
   const walkAll = async () => {
-    for await (const ev of walkSource(job.source.paths, new Excluder(job.source.exclude))) {
+    for await (const ev of source.walk()) {
       switch (ev.kind) {
         case 'missing-root':
           rootsMissing.push(ev.abs);
@@ -528,7 +543,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
         try {
           const dumped = await dumpDatabase(db, file, { privateDir: spool, reporter, env: opts.env ?? process.env, signal: stop.signal });
           const e = await statEntry(at, file);
-          entry = typeof e === 'string' ? undefined : await storeFile(e);
+          entry = typeof e === 'string' ? undefined : await storeFile(e, null);
           hashes.delete(file); // the spool file is no source file: the next run must not know it
           if (!entry || entry.size !== dumped.size || entry.sha256 !== dumped.sha256) {
             throw new CerberusError('INTEGRITY', `the dump of database ${db.name} changed in ${spool} before it was archived`, {
@@ -577,7 +592,7 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
       parent: parent?.id ?? null,
       chain: [...(parent?.chain ?? []), id],
       createdAt: opts.now.toISOString(),
-      roots: opts.replica?.roots ?? job.source.paths,
+      roots: opts.replica?.roots ?? source.roots,
       entries,
       stats: {
         files: stats.files, dirs: stats.dirs, symlinks: stats.symlinks, bytes: stats.bytes,

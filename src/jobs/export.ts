@@ -80,6 +80,9 @@ export function exportSettings(job: JobConfig): { password: string; level: numbe
 
 export async function runExport(job: JobConfig, opts: ExportOptions): Promise<ExportResult> {
   const { reporter } = opts;
+  if (opts.from === 'source' && job.source.remote) {
+    throw usageError(`job ${job.name} reads its source from a ${job.source.remote.type} server; --from source exports local folders only`, 'export a restore point instead: --from latest');
+  }
   const settings = exportSettings(job);
   if (settings.password === opts.env.CERBERUS_KEY_PASSPHRASE) {
     throw configError(`job ${job.name}: export.password is the same as the key's passphrase (CERBERUS_KEY_PASSPHRASE)`, 'give the cold copy a password of its own');

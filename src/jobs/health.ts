@@ -14,8 +14,8 @@ import type { OpenTarget } from '../storage/open.js';
 
 export interface HealthOptions {
   now: Date;
-  /** the newest restore point may be at most this old */
-  maxAgeMs: number;
+  /** the newest restore point may be at most this old (per job: a tenant's follows its schedule) */
+  maxAgeMs: number | ((job: JobConfig) => number);
   reporter: Reporter;
   open: OpenTarget;
 }
@@ -37,7 +37,7 @@ export async function runHealth(jobs: JobConfig[], opts: HealthOptions): Promise
       try {
         const backend = opts.open(target);
         await requireDescriptor(backend, target.name, kindFor(job, target));
-        examine(check, await listGenerations(backend), opts);
+        examine(check, await listGenerations(backend), opts.now, typeof opts.maxAgeMs === 'number' ? opts.maxAgeMs : opts.maxAgeMs(job));
       } catch (err) {
         check.problems.push(describeError(err));
       }
@@ -54,7 +54,7 @@ export async function runHealth(jobs: JobConfig[], opts: HealthOptions): Promise
   return out;
 }
 
-function examine(check: HealthCheck, listing: RepositoryListing, opts: HealthOptions): void {
+function examine(check: HealthCheck, listing: RepositoryListing, now: Date, maxAgeMs: number): void {
   const { committed } = listing; // oldest first
   for (const d of listing.damaged) check.problems.push(`${d.dir} is damaged: ${d.why}`);
   const newest = committed.at(-1);
@@ -62,11 +62,11 @@ function examine(check: HealthCheck, listing: RepositoryListing, opts: HealthOpt
     check.problems.push('no restore point yet (has the first backup run?)');
     return;
   }
-  const ageMs = opts.now.getTime() - Date.parse(newest.info.createdAt);
+  const ageMs = now.getTime() - Date.parse(newest.info.createdAt);
   check.newest = { id: newest.id, level: newest.level, createdAt: newest.info.createdAt, ageMs };
-  if (ageMs > opts.maxAgeMs) {
+  if (ageMs > maxAgeMs) {
     check.problems.push(
-      `the newest restore point, ${newest.level}/${newest.id}, is ${formatDuration(ageMs)} old, more than ${formatDuration(opts.maxAgeMs)}: backups have stopped arriving`,
+      `the newest restore point, ${newest.level}/${newest.id}, is ${formatDuration(ageMs)} old, more than ${formatDuration(maxAgeMs)}: backups have stopped arriving`,
     );
   }
   const lastClean = committed.filter((g) => g.info.suspicious.length === 0).at(-1);

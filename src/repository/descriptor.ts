@@ -88,7 +88,7 @@ export async function requireDescriptor(backend: Backend, target: string, kind?:
   const d = await readDescriptor(backend);
   if (!d) {
     throw new CerberusError('NOT_FOUND', `target ${target} (${backend.description}) holds no cerberus repository`, {
-      hint: 'run `cerberus init --config FILE` first',
+      hint: 'run `cerberus init --config FILE` (or --tenants FILE) first',
     });
   }
   return kind === undefined ? d : requireKind(d, kind, target);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CerberusError, ExitCode } from '../../errors.js';
 import { backupStatus, runBackup, type BackupResult, type TargetBackupResult } from '../../jobs/backup.js';
 import { backupAlerts, backupTargets } from '../../jobs/backup-report.js';
+import { runInit } from '../../jobs/init.js';
 import { formatBytes, table } from '../../report/format.js';
 import { alertGithub, reported } from '../report.js';
 import { loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
@@ -10,6 +11,7 @@ interface BackupOptions extends JobOptions {
   now?: string;
   dryRun?: boolean;
   rehash?: boolean;
+  init?: boolean;
   json?: boolean;
   report?: string;
 }
@@ -36,7 +38,15 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .option('--now <iso-time>', 'pretend it is this time (for tests and simulations)')
     .option('--dry-run', 'show what would be stored; write nothing')
     .option('--rehash', 'read and hash every file, trusting no cached hash')
+    .option('--init', 'first make the repository on a target that holds none, as `cerberus init` does (the scheduler\'s runs use it)')
     .option('--json', 'print the result as JSON on stdout')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  cerberus backup -c cerberus.yaml\n' +
+        '  cerberus backup -c cerberus.yaml --job documents --dry-run\n' +
+        '  cerberus backup --tenants tenants.yaml --job acme/website --init --report reports',
+    )
     .action(async (opts: BackupOptions) => {
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const result = await reported(
@@ -45,6 +55,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         async (run) => {
           const job = await loadJob(ctx, opts, run);
           const now = parseNow(opts.now);
+          if (opts.init && !opts.dryRun) await run.phases.time('init', undefined, () => runInit(job, { now, reporter, open: storageFor(ctx, reporter) }));
           const interrupt = ctx.ownsProcess ? interruption() : undefined;
           const r = await runBackup(job, {
             now,

@@ -15,7 +15,7 @@ interface ReplicateOptions extends JobOptions {
 }
 
 export function register(program: Command, ctx: CommandContext, done: (code: number) => void): void {
-  withReport(withJob(program.command('replicate')))
+  withReport(withJob(program.command('replicate'), false))
     .summary('copy a local stage\'s generations to an off-site target, encrypted')
     .description(
       'Copy the generations a target lacks from a plain stage (a local target with\n' +

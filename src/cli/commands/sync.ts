@@ -5,7 +5,7 @@ import { ExitCode } from '../../errors.js';
 import { runDownload, runUpload } from '../../jobs/handover.js';
 import { runSyncDown, runSyncUp, type SyncOptions, type SyncResult } from '../../jobs/sync.js';
 import type { Reporter } from '../../report/log.js';
-import { loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
+import { configFile, loadJob, parseNow, printJson, reporterFor, stateDir, storageFor, type CommandContext, type JobOptions, withJob, withReport } from '../context.js';
 import { reported, type ReportedRun } from '../report.js';
 
 interface SyncFlags extends JobOptions {
@@ -75,7 +75,7 @@ async function syncReported<T>(
 }
 
 const common = (cmd: Command) =>
-  withReport(withJob(cmd))
+  withReport(withJob(cmd, false))
     .option('-t, --target <name>', 'only this target')
     .option('--json', 'print the result as JSON on stdout')
     .option('--now <iso-time>', 'pretend it is this time (for tests)');
@@ -143,7 +143,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         flags,
         'upload',
         async (run, o) => {
-          const config = await loadConfig(path.resolve(ctx.cwd, flags.config), ctx.env);
+          const config = await loadConfig(path.resolve(ctx.cwd, configFile(flags, 'refused').file), ctx.env);
           const job = selectJob(config, flags.job);
           run.job = job.name;
           return runUpload(config, job, o);
