@@ -2,6 +2,6 @@
 export type { Config, CryptomatorEncryption, DatabaseSourceConfig, EncryptionConfig, GithubAlertConfig, HookConfig, HookName, JobConfig, OpenpgpEncryption, LocalTargetConfig, RemoteSourceConfig, FtpsSourceConfig, SftpSourceConfig, S3SourceConfig, S3TargetConfig, TargetConfig, TargetTransport, WebdavTargetConfig } from './types.js';
 export { WEBDAV_PRESETS } from './schema.js';
 export { loadConfig, selectJob } from './load.js';
-export { DEFAULT_AGENT, loadTenants, tenantJobName, type TenantJob, type TenantsConfig } from './tenants.js';
+export { DEFAULT_AGENT, loadTenants, tenantJobName, tenantReferences, type SecretReferences, type TenantJob, type TenantsConfig } from './tenants.js';
 export { parseDuration, parsePercent, parseSize } from './units.js';
 export { secretFromEnv } from './env.js';

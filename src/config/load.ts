@@ -69,6 +69,7 @@ export async function readDocument<T>(
   mayBeUnset: (p: readonly PathKey[]) => boolean,
   section: string,
   build: (ctx: SchemaContext, raw: unknown) => { schema: z.ZodType<T>; knownKeys: ReadonlyMap<string, string[]> },
+  opts: { unresolved?: boolean } = {},
 ): Promise<{ abs: string; dir: string; data: T }> {
   const home = env.HOME || os.homedir();
   const abs = path.resolve(expandHome(file, home));
@@ -88,9 +89,14 @@ export async function readDocument<T>(
   const { parsed, problems: syntax } = parseYaml(text);
   if (syntax.length > 0) fail(shown, syntax);
 
-  const vars = await buildEnv(dir, env, process.cwd());
-  const { problems: unset, redactions } = interpolateDocument(parsed, vars, mayBeUnset, { dir });
-  if (unset.length > 0) fail(shown, unset, redactions);
+  // unresolved: every ${…} stays as written (for files rendered elsewhere: nothing read or run)
+  let redactions: Redaction[] = [];
+  if (!opts.unresolved) {
+    const vars = await buildEnv(dir, env, process.cwd());
+    const interpolated = interpolateDocument(parsed, vars, mayBeUnset, { dir });
+    if (interpolated.problems.length > 0) fail(shown, interpolated.problems, interpolated.redactions);
+    redactions = interpolated.redactions;
+  }
 
   const raw: unknown = parsed.doc.toJS();
   if (raw === null || raw === undefined) fail(shown, [{ line: 1, message: `the file is empty; it needs a ${section} section` }]);

@@ -4,7 +4,9 @@ import { z } from 'zod';
 import { readDocument } from './load.js';
 import { makeSchema, NAME_PATTERN, type SchemaContext } from './schema.js';
 import type { JobConfig, TargetConfig } from './types.js';
-import type { PathKey } from './yaml-doc.js';
+import { readFile } from 'node:fs/promises';
+import { configError } from '../errors.js';
+import { parseYaml, references, type PathKey } from './yaml-doc.js';
 
 /**
  * The tenants file: one operator, several customers (tenants), each with resources (an FTPS
@@ -159,9 +161,9 @@ function makeTenantsSchema(ctx: SchemaContext, raw: unknown) {
 }
 
 /** Reads and validates a tenants file; every problem is reported as file:line, as for a config. */
-export async function loadTenants(file: string, env: NodeJS.ProcessEnv = process.env, opts: { keyless?: boolean } = {}): Promise<TenantsConfig> {
+export async function loadTenants(file: string, env: NodeJS.ProcessEnv = process.env, opts: { keyless?: boolean; unresolved?: boolean } = {}): Promise<TenantsConfig> {
   const mayBeUnset = (p: readonly PathKey[]) => opts.keyless === true && p[0] === 'encryption';
-  const { abs, dir, data } = await readDocument(file, env, mayBeUnset, 'tenants:', makeTenantsSchema);
+  const { abs, dir, data } = await readDocument(file, env, mayBeUnset, 'tenants:', makeTenantsSchema, { unresolved: opts.unresolved ?? false });
   const jobs = new Map<string, TenantJob>();
   const tenants: TenantsConfig['tenants'] = [];
   for (const tenant of data.tenants) {
@@ -191,4 +193,59 @@ export async function loadTenants(file: string, env: NodeJS.ProcessEnv = process
     }
   }
   return { file: abs, dir, maxParallel: data.maxParallel, timezone: data.timezone, jobs, tenants };
+}
+
+/** The secrets a job's settings take from elsewhere, by kind: what a scheduler must provide. */
+export interface SecretReferences {
+  /** `${VAR}` names */
+  vars: string[];
+  /** `${file:PATH}` paths, as written */
+  files: string[];
+  /** `${cmd:…}` command lines */
+  commands: string[];
+}
+
+/**
+ * Per job (`tenant/resource`): the `${VAR}`, `${file:PATH}` and `${cmd:…}` its settings use,
+ * the file's shared settings (targets, encryption, report) included. Nothing is resolved, read
+ * or run: for rendering the job for Jenkins or Kubernetes, which supply the values themselves.
+ */
+export async function tenantReferences(file: string): Promise<Map<string, SecretReferences>> {
+  const { parsed, problems } = parseYaml(await readFile(file, 'utf8'));
+  if (problems.length > 0) throw configError(`${file}:${problems[0]!.line ?? 1}: ${problems[0]!.message}`);
+  const raw = parsed.doc.toJS() as { tenants?: Array<{ name?: unknown; resources?: Array<{ name?: unknown }> }> } | null;
+  const shared: SecretReferences = { vars: [], files: [], commands: [] };
+  const own = new Map<string, SecretReferences>();
+  const jobOf = (p: PathKey[]) => {
+    if (p[0] !== 'tenants' || typeof p[1] !== 'number' || p[2] !== 'resources' || typeof p[3] !== 'number') return undefined;
+    const tenant = raw?.tenants?.[p[1]];
+    return tenantJobName(String(tenant?.name), String(tenant?.resources?.[p[3]]?.name));
+  };
+  const add = (to: SecretReferences, ref: string) => {
+    const kind = ref.startsWith('file:') ? to.files : ref.startsWith('cmd:') ? to.commands : to.vars;
+    const value = ref.startsWith('file:') ? ref.slice(5) : ref.startsWith('cmd:') ? ref.slice(4) : ref;
+    if (!kind.includes(value)) kind.push(value);
+  };
+  for (const { path: p, ref } of references(parsed)) {
+    const job = jobOf(p);
+    if (job === undefined) {
+      // a tenant's own keys (name, storageFolder, agent) hold no secrets; the rest is shared
+      if (p[0] !== 'tenants') add(shared, ref);
+      continue;
+    }
+    const mine = own.get(job) ?? { vars: [], files: [], commands: [] };
+    own.set(job, mine);
+    add(mine, ref);
+  }
+  const none: SecretReferences = { vars: [], files: [], commands: [] };
+  const union = (a: string[], b: string[]) => [...a, ...b.filter((x) => !a.includes(x))];
+  const out = new Map<string, SecretReferences>();
+  for (const [i, tenant] of (raw?.tenants ?? []).entries()) {
+    for (const k of (tenant.resources ?? []).keys()) {
+      const job = jobOf(['tenants', i, 'resources', k])!;
+      const mine = own.get(job) ?? none;
+      out.set(job, { vars: union(shared.vars, mine.vars), files: union(shared.files, mine.files), commands: union(shared.commands, mine.commands) });
+    }
+  }
+  return out;
 }

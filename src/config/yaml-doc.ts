@@ -95,6 +95,24 @@ function keyName(key: unknown): string {
 /** What an optional value whose variable is unset reads as; never a usable secret. */
 export const UNSET_PLACEHOLDER = '(unset)';
 
+/** Every `${…}` a string scalar holds, with the path of its key; nothing is resolved. */
+export function references(parsed: ParsedYaml): Array<{ path: PathKey[]; ref: string }> {
+  const out: Array<{ path: PathKey[]; ref: string }> = [];
+  const walk = (node: unknown, p: PathKey[]): void => {
+    if (isScalar(node)) {
+      if (typeof node.value !== 'string') return;
+      // `$${` is a literal `${`, no reference
+      for (const m of node.value.matchAll(/(\$?)\$\{([^}]*)\}/g)) if (m[1] === '') out.push({ path: p, ref: m[2]! });
+    } else if (isMap(node)) {
+      for (const pair of node.items) walk(pair.value, [...p, keyName(pair.key)]);
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...p, i]));
+    }
+  };
+  walk(parsed.doc.contents, []);
+  return out;
+}
+
 /**
  * Interpolates `${VAR}` in every string value scalar, in place. Keys are left alone.
  * Working on nodes (not on the raw text) keeps line numbers right and means a value can

@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfig, loadTenants, type TenantsConfig } from '../../src/config/index.js';
+import { loadConfig, loadTenants, tenantReferences, type TenantsConfig } from '../../src/config/index.js';
 import { CerberusError } from '../../src/errors.js';
 
 let tmp: string;
@@ -192,5 +192,19 @@ describe('secrets from files and commands', () => {
     const err = await loadConfig(await write('conf/cerberus.yaml', text), { HOME: tmp }).then(() => undefined, (e: unknown) => e as CerberusError);
     expect(err?.message).toContain('unknown key');
     expect(err?.message).not.toContain('do-not-show');
+  });
+});
+
+describe('rendering a tenants file elsewhere', () => {
+  it('lists each job\'s secrets by kind, shared ones included, and loads without resolving any', async () => {
+    const file = await write('ops/tenants.yaml', CONTRACT);
+    const refs = await tenantReferences(file);
+    expect(refs.get('acme/website')).toEqual({ vars: ['S3_SECRET'], files: ['secrets/acme_key'], commands: [] });
+    expect(refs.get('acme/files')).toEqual({ vars: ['S3_SECRET', 'ACME_FTP_PASSWORD'], files: [], commands: [] });
+    expect(refs.get('globex/bucket')).toEqual({ vars: ['S3_SECRET'], files: [], commands: [] });
+    // no variable set, no secret file there: the templates stay as written
+    const t = await loadTenants(file, { HOME: tmp }, { unresolved: true });
+    expect(t.jobs.get('acme/files')!.source.remote).toMatchObject({ password: '${ACME_FTP_PASSWORD}' });
+    expect(t.jobs.get('acme/website')!.source.remote).toMatchObject({ privateKey: '${file:secrets/acme_key}' });
   });
 });
