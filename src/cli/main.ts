@@ -7,6 +7,7 @@ import * as exportCmd from './commands/export.js';
 import * as health from './commands/health.js';
 import * as init from './commands/init.js';
 import * as jenkins from './commands/jenkins.js';
+import * as k8s from './commands/k8s.js';
 import * as keygen from './commands/keygen.js';
 import * as list from './commands/list.js';
 import * as probe from './commands/probe.js';
@@ -17,7 +18,7 @@ import * as schedule from './commands/schedule.js';
 import * as sync from './commands/sync.js';
 import * as verify from './commands/verify.js';
 
-const COMMANDS = [keygen, init, backup, replicate, list, restore, verify, prune, health, schedule, sync, probe, exportCmd, jenkins];
+const COMMANDS = [keygen, init, backup, replicate, list, restore, verify, prune, health, schedule, sync, probe, exportCmd, jenkins, k8s];
 
 /**
  * The command tree: every command with its options. Also what tests read to check that the

@@ -52,6 +52,18 @@ const Build = z.object({
   url: z.string().optional(),
 });
 
+const Items = z.array(
+  z.object({
+    _class: z.string().optional(),
+    name: z.string(),
+    description: z.string().nullable().optional(),
+    color: z.string().nullable().optional(),
+  }),
+);
+
+/** An item of a folder (or of the root): its class tells a folder from a job; `color` is "disabled" for a disabled job. */
+export type JenkinsItem = z.infer<typeof Items>[number];
+
 export type QueueState = { state: 'waiting'; why: string } | { state: 'cancelled' } | { state: 'started'; number: number; url: string | undefined };
 export type BuildState = z.infer<typeof Build>;
 
@@ -85,6 +97,36 @@ export class JenkinsClient {
       await this.api.job.create(name, xml);
       return 'created';
     });
+  }
+
+  /** Creates a job or folder; fails when the name is taken. */
+  async createItem(name: string, xml: string): Promise<void> {
+    await this.call(`job ${name}`, () => this.api.job.create(name, xml));
+  }
+
+  async updateConfig(name: string, xml: string): Promise<void> {
+    await this.call(`job ${name}`, () => this.api.job.config(name, xml));
+  }
+
+  /** The config.xml as Jenkins keeps it, or undefined when there is no such item. */
+  async config(name: string): Promise<string | undefined> {
+    try {
+      return await this.call(`job ${name}`, () => this.api.job.config(name));
+    } catch (err) {
+      if (err instanceof CerberusError && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /** The items of a folder (the root when none), with their descriptions. */
+  async items(folder?: string): Promise<JenkinsItem[]> {
+    const what = folder === undefined ? 'the list of jobs' : `folder ${folder}`;
+    const raw = await this.call(what, () => this.api.job.list({ ...(folder === undefined ? {} : { name: folder }), tree: 'jobs[name,description,color]' }));
+    return this.parse(Items, raw, what);
+  }
+
+  async disable(name: string): Promise<void> {
+    await this.call(`job ${name}`, () => this.api.job.disable(name));
   }
 
   async jobExists(name: string): Promise<boolean> {

@@ -20,6 +20,7 @@ declare module 'jenkins' {
       config(name: string): Promise<string>;
       config(name: string, xml: string): Promise<void>;
       disable(name: string): Promise<void>;
+      list(opts: { name?: string; tree?: string }): Promise<unknown>;
       build(opts: { name: string; parameters: Record<string, string> }): Promise<number | undefined>;
     };
     queue: {

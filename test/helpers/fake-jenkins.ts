@@ -5,9 +5,13 @@ import type { AddressInfo } from 'node:net';
  * A FAKE of the Jenkins REST endpoints cerberus calls, on 127.0.0.1: a Jenkins controller
  * cannot run here. It answers as Jenkins documents them and as a real 2.x controller does:
  *
- * - `HEAD|GET /job/NAME/api/json` (folders as /job/A/job/B), 404 when missing;
- * - `POST /createItem?name=NAME` with the config.xml as body (400 and `X-Error` when it exists);
+ * - `HEAD|GET /job/NAME/api/json` (folders as /job/A/job/B), 404 when missing; for a folder, and
+ *   for `GET /api/json` (the root), its `jobs`: `_class`, `name`, `url`, `color` (a job's:
+ *   "disabled" or "notbuilt"), or the fields `?tree=jobs[a,b]` asks for (`_class` always);
+ * - `POST /createItem?name=NAME` (or /job/FOLDER/createItem) with the config.xml as body (400 and
+ *   `X-Error` when it exists; with `strictFolders`, 404 when FOLDER is not a folder);
  * - `GET|POST /job/NAME/config.xml`;
+ * - `POST /job/NAME/disable` and `/enable`: `<disabled>` of its config, then 302 to the job;
  * - `POST /job/NAME/buildWithParameters` (form) → 201 with `Location: …/queue/item/N/`;
  * - `GET /queue/item/N/api/json`: waiting (with `why`) for `queuePolls` polls, then
  *   `executable: { number, url }`, or `cancelled: true`;
@@ -15,6 +19,7 @@ import type { AddressInfo } from 'node:net';
  * - `POST|GET /job/NAME/N/logText/progressiveText?start=K`: the log from byte K, with
  *   `X-Text-Size` (where the next call starts) and `X-More-Data: true` while it runs.
  *
+ * An item whose config.xml is a `<com.cloudbees.hudson.plugins.folder.Folder>` is a folder.
  * Basic auth with one user and API token, 401 otherwise. Each log poll reveals one more of the
  * scripted log pieces; the build ends with its scripted result once all are out.
  */
@@ -47,7 +52,21 @@ export interface FakeJenkins {
   close(): Promise<void>;
 }
 
-export async function startFakeJenkins(user: string, token: string): Promise<FakeJenkins> {
+export interface FakeJenkinsOptions {
+  /**
+   * Jobs only inside folders that exist, as Jenkins has it. Off by default for the tests that
+   * put a job in a folder they never made.
+   */
+  strictFolders?: boolean;
+}
+
+const FOLDER = 'com.cloudbees.hudson.plugins.folder.Folder';
+const classOf = (xml: string) => (new RegExp(`^\\s*(<\\?[^>]*\\?>\\s*)?(<!--[\\s\\S]*?-->\\s*)*<${FOLDER.replace(/\./g, '\\.')}[\\s>]`).test(xml) ? FOLDER : 'org.jenkinsci.plugins.workflow.job.WorkflowJob');
+const unescape = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+const descriptionOf = (xml: string) => unescape(/<description>([\s\S]*?)<\/description>/.exec(xml)?.[1] ?? '');
+const disabledIn = (xml: string) => /<disabled>true<\/disabled>/.test(xml);
+
+export async function startFakeJenkins(user: string, token: string, opts: FakeJenkinsOptions = {}): Promise<FakeJenkins> {
   const state: Omit<FakeJenkins, 'url' | 'close'> = {
     jobs: new Map(),
     builds: [],
@@ -84,6 +103,8 @@ export async function startFakeJenkins(user: string, token: string): Promise<Fak
         const dir = u.pathname.slice(0, -'/createItem'.length).split('/job/').slice(1).map(decodeURIComponent);
         const name = [...dir, u.searchParams.get('name') ?? ''].join('/');
         if (!req.headers['content-type']?.includes('xml')) return send(415, 'Unsupported Media Type');
+        const parent = dir.join('/');
+        if (opts.strictFolders && dir.length > 0 && (!state.jobs.has(parent) || classOf(state.jobs.get(parent)!) !== FOLDER)) return send(404, 'Not Found');
         if (state.jobs.has(name)) return send(400, 'exists', { 'x-error': `A job already exists with the name ?${name}?` });
         state.jobs.set(name, raw);
         return send(200);
@@ -97,9 +118,32 @@ export async function startFakeJenkins(user: string, token: string): Promise<Fak
         if (q.polls++ < state.queuePolls) return json({ ...base, why: q.polls === 1 ? 'In the quiet period.' : 'Waiting for next available executor on ‘arm64’', blocked: false });
         return json({ ...base, _class: 'hudson.model.Queue$LeftItem', cancelled: false, executable: { _class: 'org.jenkinsci.plugins.workflow.job.WorkflowRun', number: q.build.number, url: `${url}/job/${q.build.job}/${q.build.number}/` } });
       }
+      // the items of a folder (or the root), as Jenkins lists them
+      const listing = (folder: string) => {
+        const fields = /^jobs\[([^\]]*)\]$/.exec(u.searchParams.get('tree') ?? '')?.[1]?.split(',');
+        const items = [...state.jobs].filter(([n]) => n.startsWith(folder ? `${folder}/` : '') && !n.slice(folder ? folder.length + 1 : 0).includes('/'));
+        return items.map(([n, xml]) => {
+          const leaf = n.split('/').at(-1)!;
+          const cls = classOf(xml);
+          const all: Record<string, unknown> = { name: leaf, url: `${url}/job/${n.split('/').join('/job/')}/`, description: descriptionOf(xml), ...(cls === FOLDER ? {} : { color: disabledIn(xml) ? 'disabled' : 'notbuilt' }) };
+          const picked = fields ? Object.fromEntries(fields.filter((f) => f in all).map((f) => [f, all[f]])) : { name: all.name, url: all.url, ...(cls === FOLDER ? {} : { color: all.color }) };
+          return { _class: cls, ...picked };
+        });
+      };
+      if (u.pathname === '/api/json' && method === 'GET') return json({ _class: 'hudson.model.Hudson', jobs: listing('') });
       if (job === undefined || !state.jobs.has(job)) return send(404, 'Not Found');
 
-      if (rest === '/api/json' && (method === 'GET' || method === 'HEAD')) return json({ name: job, buildable: true });
+      if (rest === '/api/json' && (method === 'GET' || method === 'HEAD')) {
+        const xml = state.jobs.get(job)!;
+        if (classOf(xml) === FOLDER) return json({ _class: FOLDER, name: job.split('/').at(-1), jobs: listing(job) });
+        return json({ _class: classOf(xml), name: job, buildable: !disabledIn(xml) });
+      }
+      if ((rest === '/disable' || rest === '/enable') && method === 'POST') {
+        const xml = state.jobs.get(job)!;
+        const flag = `<disabled>${rest === '/disable'}</disabled>`;
+        state.jobs.set(job, /<disabled>(true|false)<\/disabled>/.test(xml) ? xml.replace(/<disabled>(true|false)<\/disabled>/, flag) : xml.replace(/(<\/[^>]+>\s*)$/, `  ${flag}\n$1`));
+        return send(302, '', { location: `${url}/job/${job.split('/').join('/job/')}/` });
+      }
       if (rest === '/config.xml' && method === 'GET') return send(200, state.jobs.get(job)!, { 'content-type': 'application/xml' });
       if (rest === '/config.xml' && method === 'POST') {
         state.jobs.set(job, raw);

@@ -1,8 +1,17 @@
 import path from 'node:path';
-import type { Command } from 'commander';
-import { parseDuration } from '../../config/index.js';
+import { Option, type Command } from 'commander';
+import { loadTenants, parseDuration, tenantReferences } from '../../config/index.js';
 import { ExitCode, usageError } from '../../errors.js';
-import { BUNDLED_JOBS_DIR, JenkinsClient, jenkinsCredentials, readJobDefinitions, RESTORE_JOB, exitCodeOfResult } from '../../jenkins/index.js';
+import {
+  applyTenantPlan,
+  BUNDLED_JOBS_DIR,
+  exitCodeOfResult,
+  JenkinsClient,
+  jenkinsCredentials,
+  readJobDefinitions,
+  RESTORE_JOB,
+  tenantPlan,
+} from '../../jenkins/index.js';
 import { table } from '../../report/format.js';
 import { repeatable, reporterFor, type CommandContext } from '../context.js';
 
@@ -16,23 +25,41 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
 
   jenkins
     .command('apply')
-    .summary('create or update the cerberus jobs from pipelines/jobs/*.xml')
+    .summary('create or update the cerberus jobs from pipelines/jobs/*.xml, or a job per tenant resource')
     .description(
       'Create each job of pipelines/jobs/*.xml (named after its file), or replace the config of\n' +
         'the job that already exists. The jobs declare their parameters, so the first "Build with\n' +
         'parameters" already offers them. --repo names the git repository that holds your\n' +
         'cerberus.yaml and the Jenkinsfiles: the jobs load their pipeline from there.\n\n' +
+        'With --tenants FILE instead: a folder per tenant (made when missing) and in it a pipeline\n' +
+        'job per resource, tenant/resource, that runs `cerberus backup --tenants FILE --job\n' +
+        'tenant/resource --init --report reports` on the agent label of the tenant (default\n' +
+        'cerberus), never two builds at once. Its cron trigger is the resource\'s schedule in the\n' +
+        "file's timezone (TZ=…): @hourly, @daily, @weekly, @monthly and @yearly become Jenkins' H\n" +
+        'forms (H * * * *, H H * * *, …) so the jobs spread over the period; five fields stay as\n' +
+        'written; a schedule with seconds, names (MON), L, W or #, or both a day of month and a\n' +
+        'day of week, is refused. Secrets come from Jenkins credentials: ${VAR} from the secret\n' +
+        'text cerberus-<tenant>-<VAR>, ${file:PATH} from the secret file\n' +
+        'cerberus-<tenant>-file-<file name>. A job already as it should be is left unchanged; a\n' +
+        'job made this way whose resource left the file is disabled, never deleted; jobs made by\n' +
+        'hand are never touched.\n\n' +
         `${CREDENTIALS}\n\n` +
-        'Example:\n' +
+        'Examples:\n' +
         '  JENKINS_USER=admin JENKINS_TOKEN_FILE=~/.jenkins-token \\\n' +
-        '    cerberus jenkins apply --url https://jenkins.example.com --repo https://git.example.com/me/backup-config.git',
+        '    cerberus jenkins apply --url https://jenkins.example.com --repo https://git.example.com/me/backup-config.git\n' +
+        '  cerberus jenkins apply --url https://jenkins.example.com --tenants tenants.yaml \\\n' +
+        '    --agent-tenants /etc/cerberus/tenants.yaml --dry-run',
     )
     .requiredOption('--url <url>', 'the Jenkins address')
     .option('--repo <git-url>', 'the git repository the jobs load their Jenkinsfile from')
     .option('--branch <name>', 'the branch of --repo (default: as in the XML, main)')
     .option('--jobs <dir>', 'the folder of job config.xml files', BUNDLED_JOBS_DIR)
+    .addOption(new Option('--tenants <file>', 'a job per tenant × resource of this tenants file, in a folder per tenant').conflicts(['repo', 'branch', 'jobs']))
+    .option('--agent-tenants <path>', 'with --tenants: where the tenants file is on the agents (default: its absolute path here)')
     .option('--dry-run', 'print the XML of each job and whether it would be created or updated; change nothing')
     .action(async (opts: ApplyOptions) => {
+      if (opts.tenants !== undefined) return done(await applyTenants(ctx, opts, opts.tenants));
+      if (opts.agentTenants !== undefined) throw usageError('--agent-tenants goes with --tenants', 'add --tenants FILE, or drop --agent-tenants');
       const reporter = reporterFor(ctx);
       const defs = await readJobDefinitions(path.resolve(ctx.cwd, opts.jobs), opts);
       const client = await JenkinsClient.connect(await jenkinsCredentials(opts.url, ctx.env));
@@ -98,7 +125,32 @@ interface ApplyOptions {
   repo?: string;
   branch?: string;
   jobs: string;
+  tenants?: string;
+  agentTenants?: string;
   dryRun?: boolean;
+}
+
+/** `apply --tenants`: the plan is made (and a bad schedule refused) before Jenkins is asked anything. */
+async function applyTenants(ctx: CommandContext, opts: ApplyOptions, file: string): Promise<ExitCode> {
+  const abs = path.resolve(ctx.cwd, file);
+  const agentFile = opts.agentTenants ?? abs;
+  if (!path.posix.isAbsolute(agentFile)) throw usageError(`--agent-tenants ${agentFile} is not an absolute path`, 'give the full path of the tenants file on the agents, e.g. /etc/cerberus/tenants.yaml');
+  // the values stay ${…} as written: Jenkins supplies them at run time, and none is needed here
+  const tenants = await loadTenants(abs, ctx.env, { unresolved: true, keyless: true });
+  const plan = tenantPlan(tenants, await tenantReferences(abs), agentFile);
+  const client = await JenkinsClient.connect(await jenkinsCredentials(opts.url, ctx.env));
+  const rows = await applyTenantPlan(client, plan, { dryRun: opts.dryRun === true });
+  const reporter = reporterFor(ctx);
+  const actionOf = (a: string) => (opts.dryRun && a !== 'unchanged' && a !== 'already disabled' ? `would ${a === 'created' ? 'create' : a === 'updated' ? 'update' : 'disable'}` : a);
+  for (const r of rows) {
+    if (opts.dryRun && r.xml !== undefined) ctx.stdout.write(`<!-- ${r.item}: ${actionOf(r.action)} -->\n${r.xml.trimEnd()}\n`);
+    else if (!opts.dryRun && r.action !== 'unchanged' && r.action !== 'already disabled') reporter.info(`${r.action} ${client.url}/job/${r.item.split('/').join('/job/')}/`);
+  }
+  const commands = [...new Set(plan.jobs.flatMap((j) => j.commands))];
+  if (commands.length > 0) reporter.info(`run on the agents as written (\${cmd:…}): ${commands.length} command${commands.length === 1 ? '' : 's'}; their tools must be there`);
+  const out = table(['item', 'action', 'detail'], rows.map((r) => [r.kind === 'folder' ? `${r.item}/` : r.item, actionOf(r.action), r.detail]));
+  (opts.dryRun ? ctx.stderr : ctx.stdout).write(out + '\n');
+  return ExitCode.ok;
 }
 
 interface RestoreOptions {
