@@ -34,7 +34,7 @@ export function configFile(opts: JobOptions, tenants: 'allowed' | 'refused' = 'a
     return { kind: 'tenants', file: opts.tenants };
   }
   if (opts.config !== undefined) return { kind: 'config', file: opts.config };
-  throw usageError('say which file holds the job: --config FILE (or --tenants FILE)', 'e.g. cerberus backup --config cerberus.yaml');
+  throw usageError('say which file holds the job: --config FILE (or --tenants FILE)', 'e.g. --config cerberus.yaml, or --tenants tenants.yaml --job acme/website');
 }
 
 /** Every job of the file the command line names (a tenants file's are `tenant/resource`). */

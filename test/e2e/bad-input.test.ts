@@ -503,7 +503,7 @@ describe('bad input', () => {
       [['restore', '-c', ws.config, '--at', 'latest', '--to', to, '--frobnicate'], /unknown option '--frobnicate'/],
       [['backup', '-c', ws.config, '--now', T2, '--frobnicate'], /unknown option '--frobnicate'/],
       [['restore', '-c', ws.config, '--at', 'latest'], /required option '--to <dir>' not specified/],
-      [['restore', '--at', 'latest', '--to', to], /required option '-c, --config <file>' not specified/],
+      [['restore', '--at', 'latest', '--to', to], /say which file holds the job: --config FILE \(or --tenants FILE\)/],
       [['frobnicate'], /unknown command 'frobnicate'/],
     ];
     for (const [args, message] of cases) {

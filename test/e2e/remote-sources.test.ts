@@ -166,9 +166,7 @@ describe.each<Protocol>(['ftps', 'sftp', 's3'])('a %s source', (protocol) => {
   it('backs up to WebDAV and restores byte for byte; an unchanged tree is not read again', { timeout: 300_000 }, async () => {
     const j = await job(protocol);
     expect((await j.run(['init'])).code).toBe(0);
-    let t = Date.now();
     const first = await j.run(['backup', '--json', '--now', '2026-11-20T02:00:00Z']);
-    console.log(protocol, 'first backup', Date.now() - t); t = Date.now();
     expect(first.code, first.stderr).toBe(0);
     const files = [...expected.values()].filter((e) => e.type === 'file').length;
     expect(statsOf(first.stdout)).toMatchObject({ status: 'committed', stats: { files, storedFiles: files } });
@@ -176,9 +174,7 @@ describe.each<Protocol>(['ftps', 'sftp', 's3'])('a %s source', (protocol) => {
     expect(first.stderr).not.toContain(j.secret);
 
     const to = path.join(j.dir, 'restored');
-    t = Date.now();
     const restore = await j.run(['restore', '--at', 'latest', '--to', to]);
-    console.log(protocol, 'restore', Date.now() - t); t = Date.now();
     expect(restore.code, restore.stderr).toBe(0);
     const got = await listing(to);
     expect([...got.keys()].filter((p) => !expected.has(p)), 'extra paths').toEqual([]);
@@ -186,9 +182,7 @@ describe.each<Protocol>(['ftps', 'sftp', 's3'])('a %s source', (protocol) => {
     expect(differ.length, `${differ.length} paths differ, e.g. ${differ.slice(0, 3).map(([p, e]) => `${p}: ${JSON.stringify(got.get(p))} instead of ${JSON.stringify(e)}`).join('; ')}`).toBe(0);
 
     // size and mtime as the server reports them: nothing changed, nothing is read or stored
-    t = Date.now();
     const second = await j.run(['backup', '--json', '--now', '2026-11-21T02:00:00Z']);
-    console.log(protocol, 'second', Date.now() - t);
     expect(second.code, second.stderr).toBe(0);
     expect(statsOf(second.stdout).stats).toMatchObject({ files, storedFiles: 0 });
   });
