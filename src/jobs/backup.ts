@@ -374,30 +374,29 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
   /** `from` reads a remote file; null for a file on this machine (the source's, or a dump) */
   const storeFile = async (e: SourceEntry, from: JobSource['read'] | null = source.read ?? null): Promise<FileEntry | undefined> => {
     for (let attempt = 1; ; attempt++) {
-      if (from) {
-        // a remote file is read once: a second read would need a second listing to know its size
-        const got = await archiveStreamedFile(e, () => from(e), tar!, message!, stored);
-        if (!got) return undefined;
-        if (!got.stable) problem(`${e.abs} changed while it was read; the stored copy may be inconsistent`);
-        hashes.set(e.abs, { size: got.size, mtimeNs: got.mtimeNs, ctimeNs: got.ctimeNs, ino: e.ino, sha256: got.sha256 });
-        return { path: e.path, type: 'file', size: got.size, mtimeNs: got.mtimeNs, mode: got.mode, uid: e.uid, gid: e.gid, sha256: got.sha256, holder: id };
-      }
-      const read = e.size <= SMALL_FILE ? readWhole(e.abs, (smallBuffer ??= Buffer.allocUnsafe(SMALL_FILE + 1))) : 'stream';
-      if (read === 'gone') return undefined;
       let got: ArchivedFile | undefined;
-      if (read === 'stream') {
-        got = await archiveLargeFile(e, tar!, message!, stored, (largeBuffers ??= readBuffers()));
+      // a remote file is read once: a second read would need a second listing to know its size
+      const tries = from ? 1 : 2;
+      if (from) {
+        got = await archiveStreamedFile(e, () => from(e), tar!, message!, stored);
         if (!got) return undefined;
       } else {
-        const { data, before } = read;
-        const fields = headerFields(e, before);
-        tar!.file(fields, data);
-        stored(data.length);
-        got = { ...fields, size: data.length, ctimeNs: before.ctimeNs.toString(), sha256: createHash('sha256').update(data).digest('hex'), stable: read.stable };
-        await message!.ready();
+        const read = e.size <= SMALL_FILE ? readWhole(e.abs, (smallBuffer ??= Buffer.allocUnsafe(SMALL_FILE + 1))) : 'stream';
+        if (read === 'gone') return undefined;
+        if (read === 'stream') {
+          got = await archiveLargeFile(e, tar!, message!, stored, (largeBuffers ??= readBuffers()));
+          if (!got) return undefined;
+        } else {
+          const { data, before } = read;
+          const fields = headerFields(e, before);
+          tar!.file(fields, data);
+          stored(data.length);
+          got = { ...fields, size: data.length, ctimeNs: before.ctimeNs.toString(), sha256: createHash('sha256').update(data).digest('hex'), stable: read.stable };
+          await message!.ready();
+        }
       }
-      if (!got.stable && attempt < 2) continue; // the later copy in the archive wins on extraction
-      if (!got.stable) problem(`${e.abs} changed while it was read (twice); the stored copy may be inconsistent`);
+      if (!got.stable && attempt < tries) continue; // the later copy in the archive wins on extraction
+      if (!got.stable) problem(`${e.abs} changed while it was read${tries > 1 ? ' (twice)' : ''}; the stored copy may be inconsistent`);
       const { size, mtimeNs, mode, sha256 } = got;
       hashes.set(e.abs, { size, mtimeNs, ctimeNs: got.ctimeNs, ino: e.ino, sha256 });
       return { path: e.path, type: 'file', size, mtimeNs, mode, uid: e.uid, gid: e.gid, sha256, holder: id };

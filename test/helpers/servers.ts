@@ -120,3 +120,13 @@ export async function launchServer(name: string, bin: string, args: string[], op
     throw new Error(`${name} did not start: ${(err as Error).message}\n${await tailOf(opts.logFile)}`);
   }
 }
+
+/** Whether a process still exists (signal 0 tests without sending anything). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

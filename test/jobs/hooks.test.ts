@@ -6,6 +6,7 @@ import type { HookConfig } from '../../src/config/index.js';
 import { CerberusError } from '../../src/errors.js';
 import { runHook, type HookContext } from '../../src/jobs/hooks.js';
 import { tempDir } from '../helpers/cli.js';
+import { alive } from '../helpers/servers.js';
 
 const ctx: HookContext = { job: 'docs', level: 'daily', generation: '2026-11-22T030000Z', status: 'running' };
 const argv = (...a: string[]): HookConfig => ({ argv: a, shell: false, timeoutMs: 10_000, cwd: '/' });
@@ -19,15 +20,6 @@ async function run(hook: HookConfig, opts: { signal?: AbortSignal; context?: Hoo
   );
   return { lines, error: outcome as CerberusError | undefined };
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('runHook', () => {
   it('runs an argv list with the CERBERUS_* variables and logs its output by line, prefixed', async () => {

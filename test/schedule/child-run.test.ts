@@ -4,17 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { CerberusError } from '../../src/errors.js';
 import { runChild } from '../../src/schedule/child-run.js';
 import { tempDir } from '../helpers/cli.js';
+import { alive } from '../helpers/servers.js';
 
 const env = { PATH: process.env.PATH };
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('runChild', () => {
   it('streams stdout and stderr line by line and reports the exit code', async () => {
