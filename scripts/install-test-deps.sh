@@ -3,7 +3,8 @@
 # checks, GNU time for the benchmarks, Apache with mod_dav for the WebDAV tests, curl for the
 # upload benchmark, 7-Zip for the yearly export, groovy and Java 17 for the Jenkinsfiles,
 # PostgreSQL and MariaDB (servers and clients) for the database sources, vsftpd and OpenSSH's
-# sshd (with openssl for the FTPS certificate) for the remote sources.
+# sshd (with openssl for the FTPS certificate) for the remote sources, python3, make and g++ for
+# better-sqlite3 (the worker's SQLite on a Node without node:sqlite, built from source by npm).
 # Then the npm packages (s3rver and npm-groovy-lint among them), exactly as locked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,10 @@ command -v mysqldump >/dev/null 2>&1 && command -v mysql >/dev/null 2>&1 || need
 [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/useradd ] && [ -x /usr/sbin/chpasswd ] || need+=(passwd)
+# node-gyp builds better-sqlite3 (an optional dependency) where its prebuilt binary cannot be fetched
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -49,6 +54,16 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# node-gyp needs this Node's headers; where they are installed beside it, it need not download them
+if [ -z "${npm_config_nodedir:-}" ] && [ -z "$(npm config get nodedir 2>/dev/null | grep -v '^undefined$' || true)" ] \
+  && [ -f /usr/include/node/node_version.h ] && [ "$(command -v node)" = /usr/bin/node ]; then
+  export npm_config_nodedir=/usr
+fi
 npm ci --no-audit --no-fund
+# the worker reads SQLite with node:sqlite where Node has it (22.5 and later), else with better-sqlite3
+if ! node -e 'process.exit(process.getBuiltinModule?.("node:sqlite") ? 0 : 1)' 2>/dev/null && ! node -e 'require("better-sqlite3")' 2>/dev/null; then
+  echo "install-test-deps: better-sqlite3 did not build (npm rebuild better-sqlite3 --foreground-scripts shows why); Node $(node --version) has no node:sqlite" >&2
+  exit 1
+fi
 # the Node.js the Docker image runs, from the npm registry: the image tests and a unit-test run use it
 scripts/node-lts.sh >/dev/null

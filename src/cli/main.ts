@@ -17,8 +17,9 @@ import * as restore from './commands/restore.js';
 import * as schedule from './commands/schedule.js';
 import * as sync from './commands/sync.js';
 import * as verify from './commands/verify.js';
+import * as worker from './commands/worker.js';
 
-const COMMANDS = [keygen, init, backup, replicate, list, restore, verify, prune, health, schedule, sync, probe, exportCmd, jenkins, k8s];
+const COMMANDS = [keygen, init, backup, replicate, list, restore, verify, prune, health, schedule, sync, worker, probe, exportCmd, jenkins, k8s];
 
 /**
  * The command tree: every command with its options. Also what tests read to check that the
@@ -52,6 +53,8 @@ export function createProgram(context: CommandContext, done: (code: number) => v
         '  cerberus restore -c cerberus.yaml --at latest --to /tmp/restore --key keys/cerberus.key.asc\n\n' +
         'Exit codes: 0 ok, 1 failed, 2 usage or config error, 3 warnings or a guard tripped, 4 locked.',
     );
+  // options after a subcommand belong to it (`worker restore --config …`), not to its parent
+  program.enablePositionalOptions();
   for (const c of COMMANDS) {
     c.register(program, context, done);
   }

@@ -28,12 +28,12 @@ export const WEBDAV_PRESETS: Record<string, string> = {
 const nameSchema = z.string().regex(NAME_PATTERN, { error: 'must use only letters, digits, ".", "_" and "-"' });
 
 /** null (a key written with nothing after it) means "use the default", like a missing key */
-function orDefault(fallback: unknown) {
+export function orDefault(fallback: unknown) {
   return (v: unknown) => (v === null || v === undefined ? fallback : v);
 }
 
 /** Integer counts; digit strings pass too, since values interpolated from ${VAR} are strings. */
-function count(min: number, fallback: number) {
+export function count(min: number, fallback: number) {
   return z.preprocess(
     (v) => {
       const w = orDefault(fallback)(v);
@@ -44,7 +44,7 @@ function count(min: number, fallback: number) {
 }
 
 /** A value in a unit (size, duration, percentage) parsed by one of the public parsers. */
-function unit(parse: (s: string | number) => number, fallback: string, what: string) {
+export function unit(parse: (s: string | number) => number, fallback: string, what: string) {
   return z.preprocess(
     orDefault(fallback),
     z.union([z.string(), z.number()], { error: `expected ${what}` }).transform((v, ctx) => {
@@ -59,7 +59,7 @@ function unit(parse: (s: string | number) => number, fallback: string, what: str
   );
 }
 
-function pathSchema(ctx: SchemaContext) {
+export function pathSchema(ctx: SchemaContext) {
   return z
     .string()
     .min(1)
@@ -536,11 +536,12 @@ export function makeSchema(ctx: SchemaContext) {
   ]);
 
   // the pieces of a job, for files that assemble jobs their own way (config/tenants.ts)
-  const parts = { source, encryption, targets, retention, guards: z.strictObject(guardsShape), report: z.strictObject(reportShape), hooks: z.strictObject(hooksShape) };
+  const parts = { source, encryption, target, s3Target, targets, retention, guards: z.strictObject(guardsShape), report: z.strictObject(reportShape), hooks: z.strictObject(hooksShape) };
   const partKeys = {
     source: [...Object.keys(sourceShape), ...Object.keys(remoteShape)],
     encryption: [...new Set([...Object.keys(openpgpShape), ...Object.keys(cryptomatorShape)])],
     target: [...new Set([...Object.keys(localTargetShape), ...Object.keys(webdavTargetShape), ...Object.keys(s3TargetShape)])],
+    s3Target: Object.keys(s3TargetShape),
     retention: Object.keys(retentionShape),
     guards: Object.keys(guardsShape),
     report: Object.keys(reportShape),
@@ -552,5 +553,7 @@ export function makeSchema(ctx: SchemaContext) {
 }
 
 export function keyPattern(p: readonly PropertyKey[]): string {
-  return p.map((seg, i) => (p[0] === 'jobs' && i === 1 ? '*' : typeof seg === 'number' ? '#' : String(seg))).join('.');
+  // '*' stands for a name the user chose: a job, or a storage of the worker (src/worker/config.ts)
+  const named = (i: number) => (p[0] === 'jobs' && i === 1) || (p[0] === 'worker' && p[1] === 'storages' && i === 2);
+  return p.map((seg, i) => (named(i) ? '*' : typeof seg === 'number' ? '#' : String(seg))).join('.');
 }

@@ -16,7 +16,11 @@ export function openpgpOf(job: JobConfig): OpenpgpEncryption {
 
 /** How a job encrypts: its recipients' public keys, or its passphrase. */
 export async function sealingFor(job: JobConfig): Promise<{ sealing: Sealing; recipients: OpenpgpRecipients }> {
-  const enc = openpgpOf(job);
+  return sealingOf(openpgpOf(job));
+}
+
+/** How OpenPGP settings encrypt (a job's, or the object-storage worker's). */
+export async function sealingOf(enc: OpenpgpEncryption): Promise<{ sealing: Sealing; recipients: OpenpgpRecipients }> {
   if (enc.passphrase !== undefined) {
     return { sealing: { passphrase: enc.passphrase }, recipients: [] };
   }
@@ -45,7 +49,11 @@ export async function keyPassphrase(env: NodeJS.ProcessEnv): Promise<string | un
 
 /** How a restore opens the repository: the private key, or the job's passphrase. */
 export async function openingFor(job: JobConfig, keyFile: string | undefined, env: NodeJS.ProcessEnv): Promise<Opening> {
-  const enc = openpgpOf(job);
+  return openingOf(openpgpOf(job), keyFile, env);
+}
+
+/** How OpenPGP settings decrypt: the private key (--key or CERBERUS_PRIVATE_KEY_FILE), or the passphrase. */
+export async function openingOf(enc: OpenpgpEncryption, keyFile: string | undefined, env: NodeJS.ProcessEnv): Promise<Opening> {
   if (enc.passphrase !== undefined) return { passphrase: enc.passphrase };
   const file = keyFile ?? env.CERBERUS_PRIVATE_KEY_FILE;
   if (!file) {
