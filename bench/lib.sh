@@ -190,3 +190,38 @@ dav_stop() {
   kill -KILL -- "-$DAV_PID" 2>/dev/null || true
   DAV_PID=''
 }
+
+# ---- a local S3: s3rver through the tests' runner (bench/upload.sh, bench/worker.sh) ---------
+# s3rver_start DIR BUCKET: data in DIR/data, on 127.0.0.1; sets S3_PID and S3_PORT. The runner
+# quits (and removes its data) when its stdin ends, so stdin is a fifo this shell holds open.
+# s3rver_stop stops it.
+S3_PID=''
+S3_FD=''
+s3rver_start() {
+  local dir="$1" bucket="$2"
+  mkdir -p "$dir/data"
+  rm -f "$dir/stdin" && mkfifo "$dir/stdin"
+  node --openssl-legacy-provider test/helpers/s3rver-main.mjs "{\"port\":0,\"directory\":\"$dir/data\",\"bucket\":\"$bucket\"}" \
+    <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
+  S3_PID=$!
+  exec {S3_FD}>"$dir/stdin"
+  for _ in $(seq 200); do
+    kill -0 "$S3_PID" 2>/dev/null || { cat "$dir/stderr" >&2; die 's3rver exited'; }
+    S3_PORT="$(sed -n 's/^{"port":\([0-9]*\)}$/\1/p' "$dir/stdout")"
+    if [ -n "$S3_PORT" ]; then
+      log "s3rver (pid $S3_PID) on http://127.0.0.1:$S3_PORT, data in ${dir#"$ROOT"/}/data"
+      return
+    fi
+    sleep 0.1
+  done
+  die 's3rver did not report its port'
+}
+s3rver_stop() {
+  if [ -n "$S3_PID" ]; then
+    kill -TERM "$S3_PID" 2>/dev/null
+    wait "$S3_PID" 2>/dev/null
+    S3_PID=''
+  fi
+  if [ -n "$S3_FD" ]; then exec {S3_FD}>&-; S3_FD=''; fi
+  return 0
+}

@@ -80,16 +80,10 @@ mkdir -p "$RUN"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- servers -----------------------------------------------------------------------------
-S3_PID=''
-S3_FD=''
 cleanup() {
   set +e
   dav_stop
-  if [ -n "$S3_PID" ]; then
-    kill -TERM "$S3_PID" 2>/dev/null
-    wait "$S3_PID" 2>/dev/null
-  fi
-  [ -n "$S3_FD" ] && exec {S3_FD}>&-
+  s3rver_stop
   rm -f "$RUN/curlrc"
   if [ "$KEEP" != 1 ]; then rm -rf "$RUN/apache/data" "$RUN/s3rver" "$RUN"/repo-* "$RUN"/state-* "$RUN/upload.bin"; fi
 }
@@ -102,33 +96,12 @@ DAV_USER=bench
 DAV_PASSWORD="$(random_secret)"
 export DAV_USER DAV_PASSWORD
 
-# s3rver through the tests' runner; it quits (and removes its folder) when its stdin ends,
-# so stdin is a fifo this shell holds open
 S3_KEY=S3RVER
 S3_SECRET=S3RVER
 export S3_KEY S3_SECRET
-start_s3rver() {
-  local dir="$RUN/s3rver"
-  mkdir -p "$dir/data"
-  mkfifo "$dir/stdin"
-  node --openssl-legacy-provider test/helpers/s3rver-main.mjs "{\"port\":0,\"directory\":\"$dir/data\",\"bucket\":\"bench\"}" \
-    <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
-  S3_PID=$!
-  exec {S3_FD}>"$dir/stdin"
-  for _ in $(seq 200); do
-    kill -0 "$S3_PID" 2>/dev/null || { cat "$dir/stderr" >&2; die 's3rver exited'; }
-    S3_PORT="$(sed -n 's/^{"port":\([0-9]*\)}$/\1/p' "$dir/stdout")"
-    if [ -n "$S3_PORT" ]; then
-      log "s3rver (pid $S3_PID) on http://127.0.0.1:$S3_PORT, data in ${dir#"$ROOT"/}/data"
-      return
-    fi
-    sleep 0.1
-  done
-  die 's3rver did not report its port'
-}
 
 [ "$NEED_DAV" = 1 ] && dav_start "$RUN/apache" "$DAV_USER" "$DAV_PASSWORD" "${RUN#"$ROOT"/}/apache"
-[ "$NEED_S3" = 1 ] && start_s3rver
+[ "$NEED_S3" = 1 ] && s3rver_start "$RUN/s3rver" bench
 
 # curl reads the password from a config file, not argv
 CURLRC="$RUN/curlrc"
