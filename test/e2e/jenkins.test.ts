@@ -32,8 +32,9 @@ describe('cerberus jenkins apply', () => {
     const first = await run(['apply', '--repo', REPO]);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/cerberus-backup\s+created\s+pipelines\/jobs\/cerberus-backup\.xml/);
-    expect([...jenkins.jobs.keys()].sort()).toEqual(expect.arrayContaining(['cerberus-backup', 'cerberus-health', 'cerberus-restore']));
+    expect([...jenkins.jobs.keys()].sort()).toEqual(expect.arrayContaining(['cerberus-backup', 'cerberus-health', 'cerberus-restore', 'cerberus-worker']));
     expect(jenkins.jobs.get('cerberus-restore')).toContain('<scriptPath>pipelines/restore.Jenkinsfile</scriptPath>');
+    expect(jenkins.jobs.get('cerberus-worker')).toContain('<scriptPath>pipelines/worker.Jenkinsfile</scriptPath>');
     const again = await run(['apply', '--repo', REPO, '--branch', 'prod']);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/cerberus-restore\s+updated/);

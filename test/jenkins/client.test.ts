@@ -34,7 +34,7 @@ describe('the bundled jobs', () => {
   it('are every pipelines/jobs/*.xml, with --repo and --branch in place of the placeholder', async () => {
     await expect(readJobDefinitions(BUNDLED_JOBS_DIR, {})).rejects.toMatchObject({ message: expect.stringMatching(/placeholder repository/), hint: expect.stringMatching(/pass --repo/) });
     const defs = await readJobDefinitions(BUNDLED_JOBS_DIR, { repo: `${REPO}?a=1&b=2`, branch: 'prod' });
-    expect(defs.map((d) => d.name)).toEqual(expect.arrayContaining(['cerberus-backup', 'cerberus-health', 'cerberus-restore']));
+    expect(defs.map((d) => d.name)).toEqual(expect.arrayContaining(['cerberus-backup', 'cerberus-health', 'cerberus-restore', 'cerberus-worker']));
     for (const d of defs) {
       expect(d.xml).toContain(`<url>${REPO}?a=1&amp;b=2</url>`);
       expect(d.xml).toMatch(/<hudson\.plugins\.git\.BranchSpec>\s*<name>\*\/prod<\/name>/);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
+import { PIPELINES } from '../helpers/jenkinsfile.js';
 
 /**
  * pipelines/jobs/*.xml declare the same parameters as the Jenkinsfile they run, with the same
@@ -43,8 +44,9 @@ function fromXml(xml: string): { script: string; params: Param[]; noConcurrent: 
 }
 
 describe('pipelines/jobs/*.xml', () => {
-  it('has a job for the backup, restore and health pipelines', () => {
-    expect(JOBS.sort()).toEqual(['cerberus-backup.xml', 'cerberus-export.xml', 'cerberus-health.xml', 'cerberus-restore.xml']);
+  it('has a job for each pipeline', () => {
+    expect(JOBS.sort()).toEqual(['cerberus-backup.xml', 'cerberus-export.xml', 'cerberus-health.xml', 'cerberus-restore.xml', 'cerberus-worker.xml']);
+    expect(JOBS.map((f) => fromXml(fs.readFileSync(path.join(ROOT, 'pipelines/jobs', f), 'utf8')).script).sort()).toEqual([...PIPELINES].sort());
   });
 
   it.each(JOBS)('%s: well-formed, and declares its Jenkinsfile\'s parameters with their defaults', (file) => {

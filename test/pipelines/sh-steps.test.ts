@@ -55,7 +55,7 @@ function checkCall(line: string): string[] {
 
 describe('pipeline sh steps', () => {
   it('finds the pipelines and their steps', () => {
-    expect(PIPELINES).toEqual(expect.arrayContaining(['Jenkinsfile', 'pipelines/export.Jenkinsfile', 'pipelines/health.Jenkinsfile', 'pipelines/restore.Jenkinsfile']));
+    expect(PIPELINES).toEqual(expect.arrayContaining(['Jenkinsfile', 'pipelines/export.Jenkinsfile', 'pipelines/health.Jenkinsfile', 'pipelines/restore.Jenkinsfile', 'pipelines/worker.Jenkinsfile']));
     for (const p of PIPELINES) expect(shSteps(fs.readFileSync(path.join(ROOT, p), 'utf8')).scripts.length, p).toBeGreaterThan(0);
   });
 

@@ -89,8 +89,9 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         'newest copy of a live file is never removed.\n\n' +
         '--once processes what is due and exits (Jenkins, cron). Without it the worker polls every\n' +
         'pollInterval until SIGTERM or Ctrl-C, then stops after the files in flight.\n\n' +
-        'Exit codes: 0 ok, 1 a row failed (it is tried again later) or the run failed, 2 usage or\n' +
-        'config, 4 another worker runs on the same state dir.',
+        'Exit codes: 0 ok, 1 the pass failed (database or target unreachable, interrupted), 2 usage\n' +
+        'or config, 3 a row failed (it is tried again later) or a removal failed, 4 another worker\n' +
+        'runs on the same state dir.',
     )
     .option('--once', 'process what is due now and exit (for Jenkins or cron)')
     .option('--now <iso-time>', 'pretend it is this time: retries, deleteAfter and retention follow it (for tests)')
@@ -251,7 +252,8 @@ function wholeNumber(v: string, flag: string, min = 1): number {
   return n;
 }
 
-const passExitCode = (r: PassResult) => (r.failed.length > 0 || r.interrupted ? ExitCode.failed : ExitCode.ok);
+/** A failed row waits for its retry: a warning, as a backup's (exit 3); cut short by a signal: failed. */
+const passExitCode = (r: PassResult) => (r.interrupted ? ExitCode.failed : r.failed.length > 0 || r.problems.length > 0 ? ExitCode.warnings : ExitCode.ok);
 
 function passTable(r: PassResult): string {
   const rows = [[String(r.read), String(r.stored), String(r.viaStorage), String(r.failed.length), String(r.removed.length), String(r.pending), r.oldestPending ?? '-', formatBytes(r.bytesStored), formatDuration(r.durationMs)]];
