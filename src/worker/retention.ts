@@ -36,6 +36,19 @@ export function supersededDue(versions: readonly StoredVersion[], now: number, s
 }
 
 /**
+ * The newer stored version that makes a version not stored yet (because it failed) worth no
+ * more tries: beyond the newest `keep`, with a newer version stored `deleteAfter` ago or more,
+ * its copy would be due for removal the moment it was stored. An old version whose URL has
+ * expired while the storage holds only the newest content could otherwise fail forever.
+ * `newer` is the stored versions above it, newest first.
+ */
+export function supersededLongAgo(newer: readonly StoredVersion[], now: number, s: { deleteAfterMs: number; keepVersions: number }): StoredVersion | undefined {
+  if (newer.length < Math.max(1, s.keepVersions)) return undefined;
+  const first = newer.reduce((a, b) => (b.storedAt < a.storedAt ? b : a));
+  return now >= first.storedAt + s.deleteAfterMs ? first : undefined;
+}
+
+/**
  * Applies the application's deletes whose grace has passed (every copy of the file made
  * before the delete goes) and removes superseded versions that are due. Each object is
  * removed before its record, so a crash between the two only repeats a removal.

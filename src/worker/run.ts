@@ -11,7 +11,7 @@ import { openAppDatabase, type AppDatabase, type FileRow } from './app-db.js';
 import type { WorkerConfig } from './config.js';
 import { existingCopy, openSource, prepareCopy, putCopy, storageReader, type StorageReader } from './fetch.js';
 import { objectKey, objectStem } from './layout.js';
-import { applyRetention } from './retention.js';
+import { applyRetention, supersededLongAgo } from './retention.js';
 import { WorkerState, type StateRow } from './state.js';
 
 /** Rows read from the application per query. */
@@ -50,7 +50,7 @@ export interface PassResult {
   /** copies found whole after an interrupted attempt, recorded without fetching again */
   resumed: number;
   duplicates: number;
-  /** rows of files deleted before they were stored */
+  /** rows of files deleted before they were stored, or failed ones superseded long ago (supersededLongAgo) */
   skipped: number;
   failed: FailedRow[];
   bytesIn: number;
@@ -257,6 +257,17 @@ export class ObjectWorker {
         r.skipped++;
         return;
       }
+      if (row.attempts > 0) {
+        const newer = this.state.versionsOf(fresh.storage, fresh.path).filter((v) => v.version > fresh.version);
+        const by = supersededLongAgo(newer, now, this.cfg);
+        if (by) {
+          const note = `superseded: v${by.version} was stored ${new Date(by.storedAt).toISOString()}, more than deleteAfter ago, so this version's copy would be removed at once; not tried again`;
+          this.state.recordDone(row.id, 'superseded', note);
+          this.deps.reporter.notice(`row ${fresh.id} (${fresh.path} v${fresh.version}): ${note}`);
+          r.skipped++;
+          return;
+        }
+      }
       const stem = objectStem(storage.bucket, fresh.path);
       const owner = this.state.claimStem(stem, fresh.storage, fresh.path);
       if (owner.storage !== fresh.storage || owner.path !== fresh.path) {
@@ -446,7 +457,7 @@ export function passLine(r: PassResult): string {
     `read ${r.read} new row(s)`,
     `stored ${r.stored}${r.viaStorage > 0 ? ` (${r.viaStorage} from the storage)` : ''}${r.resumed > 0 ? `, ${r.resumed} found stored` : ''}`,
     ...(r.duplicates > 0 ? [`${r.duplicates} duplicate(s)`] : []),
-    ...(r.skipped > 0 ? [`${r.skipped} skipped (deleted)`] : []),
+    ...(r.skipped > 0 ? [`${r.skipped} skipped (deleted or superseded)`] : []),
     `${r.failed.length} failed`,
     `removed ${r.removed.length}`,
     `${r.pending} pending${r.waiting > 0 ? ` (${r.waiting} waiting to retry)` : ''}`,

@@ -9,7 +9,7 @@ import { openSqlite, type SqliteDb, type SqlRow } from './sqlite.js';
  * put the object before a crash; stored, duplicate (another row holds the same version),
  * deleted (the file was deleted before it was stored): done.
  */
-export type RowStatus = 'pending' | 'storing' | 'stored' | 'duplicate' | 'deleted';
+export type RowStatus = 'pending' | 'storing' | 'stored' | 'duplicate' | 'deleted' | 'superseded';
 
 export interface StateRow {
   id: number;
@@ -271,7 +271,7 @@ export class WorkerState {
     });
   }
 
-  recordDone(id: number, status: 'stored' | 'duplicate' | 'deleted', note: string | undefined): void {
+  recordDone(id: number, status: 'stored' | 'duplicate' | 'deleted' | 'superseded', note: string | undefined): void {
     this.db.prepare('UPDATE rows SET status = ?, error = ?, next_at = 0, updated_at = ? WHERE id = ?').run(status, note ?? null, Date.now(), id);
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { supersededDue } from '../../src/worker/retention.js';
+import { supersededDue, supersededLongAgo } from '../../src/worker/retention.js';
 import type { StoredVersion } from '../../src/worker/state.js';
 
 const H = 3600_000;
@@ -29,5 +29,19 @@ describe('superseded versions', () => {
     // v2 came first (stored at 0h), v1 after a retry (stored at 100h)
     expect(due(versions(0, 100), 7 * DAY + 99 * H)).toEqual([]);
     expect(due(versions(0, 100), 7 * DAY + 100 * H)).toEqual([1]);
+  });
+});
+
+describe('a version that failed and was never stored', () => {
+  const settings = (keepVersions = 1) => ({ deleteAfterMs: 7 * DAY, keepVersions });
+  it('is given up once a newer version was stored deleteAfter ago: its copy would go at once', () => {
+    // v3 stored at 48h, v2 at 24h: the first newer one to be stored counts
+    expect(supersededLongAgo(versions(48, 24), 7 * DAY + 24 * H - 1, settings())).toBeUndefined();
+    expect(supersededLongAgo(versions(48, 24), 7 * DAY + 24 * H, settings())?.version).toBe(1);
+  });
+  it('is tried on while nothing newer is stored, or while keepVersions would keep it', () => {
+    expect(supersededLongAgo([], 1000 * DAY, settings())).toBeUndefined();
+    expect(supersededLongAgo(versions(48, 24), 1000 * DAY, settings(3))).toBeUndefined();
+    expect(supersededLongAgo(versions(48, 24), 1000 * DAY, settings(2))).toBeDefined();
   });
 });

@@ -165,6 +165,27 @@ describe('a pass', () => {
     expect(sha256(readCopy(cfg, copyKey(BUCKET, bad)))).toBe(bad.hash);
   });
 
+  it('gives up a failing version once a newer one was stored deleteAfter ago (its copy would go at once), and says so', async () => {
+    const dir = await tempDir('cerberus-worker-');
+    // v1's URL has expired and the storage holds v2's content: v1 can never be fetched
+    const [v1, v2] = planUploads([2], { until: new Date(T0), seed: 'superseded', pathOf: () => '/superseded/f.txt' }) as [Upload, Upload];
+    await putUploads(s3, urls, [v1, v2], (u) => (u === v1 ? 'stale' : 'ok'));
+    writeSqliteApp(path.join(dir, 'app.db'), [v1, v2]);
+    const cfg = await config(dir);
+
+    const first = await pass(cfg, T0);
+    expect(first).toMatchObject({ stored: 1, skipped: 0 });
+    expect(first.failed.map((f) => f.id)).toEqual([v1.id]);
+    // still tried while the newer version is younger than deleteAfter
+    expect((await pass(cfg, T0 + 7 * DAY - HOUR)).failed.map((f) => f.id)).toEqual([v1.id]);
+    const reporter = new MemoryReporter();
+    const late = await pass(cfg, T0 + 7 * DAY + HOUR, { reporter });
+    expect(late).toMatchObject({ stored: 0, failed: [], skipped: 1, pending: 0 });
+    expect(reporter.lines.join('\n')).toMatch(new RegExp(`row ${v1.id} \\(/superseded/f.txt v1\\): superseded: v2 was stored`));
+    expect(await copies(cfg)).toEqual([copyKey(BUCKET, v2)]);
+    expect(await pass(cfg, T0 + 30 * DAY)).toMatchObject({ stored: 0, failed: [], skipped: 0, pending: 0 });
+  });
+
   it('refuses a second file whose copies would share a folder with the first (a/b.png and a/b.jpg), and a Storage it does not know', async () => {
     const dir = await tempDir('cerberus-worker-');
     const uploads = planUploads([1, 1, 1], { until: new Date(T0), seed: 'stem', pathOf: (i) => ['/stem/b.png', '/stem/b.jpg', '/stem/c.png'][i]! });
