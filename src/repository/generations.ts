@@ -111,8 +111,18 @@ export async function listGenerations(backend: Backend): Promise<RepositoryListi
       leftovers.push({ dir, why: `no ${SUMS} (never committed, or half deleted)` });
       return;
     }
-    const sums = parseSums((await readSmall(backend, joinPath(dir, SUMS), 16 << 20)).toString('utf8'));
-    const info = await readInfo(backend, dir, level, id, sums);
+    let sums: Map<string, string>;
+    let info: GenerationInfo | string;
+    try {
+      sums = parseSums((await readSmall(backend, joinPath(dir, SUMS), 16 << 20)).toString('utf8'));
+      info = await readInfo(backend, dir, level, id, sums);
+    } catch (err) {
+      // deleted since its folder was listed (a prune elsewhere, e.g. the next backup beside a
+      // restore, which takes no lock): it is no restore point now. Deleting removes SHA256SUMS
+      // first, so a generation that still has it is damaged, not deleted, and that stays an error.
+      if (err instanceof CerberusError && err.code === 'NOT_FOUND' && !(await backend.stat(joinPath(dir, SUMS)))) return;
+      throw err;
+    }
     if (typeof info === 'string') {
       damaged.push({ dir, why: info });
       return;

@@ -17,6 +17,7 @@ import { s3Target, START, useTargets, webdavTarget, type BackupJson, type ListJs
 import { listFiles, mutate, rng } from '../helpers/history.js';
 import { buildTree, bigFile, BIG_SIZE, filesUnder, NFC_NAME, removeBigFile, vaultOwners } from '../helpers/vault-tree.js';
 import { checkVaultRules } from '../formats/cryptomator/vault-rules.js';
+import { createMasterkey, unlockMasterkey } from '../../src/formats/cryptomator/index.js';
 
 const PASSWORD = 'vault pässword 42';
 const DAY = 86_400_000;
@@ -50,6 +51,18 @@ async function vaultWorkspace(extra = ''): Promise<Workspace> {
     ].join('\n') + '\n',
   );
   return ws;
+}
+
+/**
+ * Re-wraps a repository's masterkey.cryptomator (the same two keys) with scrypt N=1024 instead
+ * of Cryptomator's 32768. Every CLI run and every check here unlocks it, and at N=32768 that is
+ * 0.2 s of CPU each time: the cost, not the format, would dominate the long tests below. Each
+ * vault copies this file, and unlocks by the N it names, as the apps do. The round trips keep
+ * N=32768 and check it among the vault rules, and the masterkey unit tests check the KDF itself.
+ */
+async function cheapKdf(file: string): Promise<void> {
+  const keys = await unlockMasterkey(await fsp.readFile(file, 'utf8'), PASSWORD);
+  await fsp.writeFile(file, (await createMasterkey(PASSWORD, { N: 1024, r: 8, keys })).text);
 }
 
 function ok(r: RunResult, what: string): void {
@@ -201,6 +214,7 @@ describe('30 days over WebDAV', () => {
     await useTargets(ws, [webdavTarget('dav', dav).replace('verify: readback', 'verify: size')]);
     const env = { DAV_USER: dav.username, DAV_PASSWORD: dav.password };
     ok(await ws.run(['init', '-c', ws.config], env), 'init');
+    await cheapKdf(path.join(dav.dataDir, 'backups/docs/masterkey.cryptomator'));
     const r = rng(11);
     const expected = new Map<string, Map<string, TreeEntry>>();
     let prev = new Map<string, StatKey>();
@@ -310,6 +324,7 @@ describe.concurrent('bad input', () => {
       await fsp.writeFile(path.join(ws.src, 'docs/beta.txt'), 'beta, longer\n');
       await fsp.writeFile(path.join(ws.src, 'top.txt'), 'top\n');
       ok(await ws.run(['init', '-c', ws.config]), 'init');
+      await cheapKdf(path.join(ws.repo, 'masterkey.cryptomator'));
       ok(await backup(ws, {}, T1), 'backup');
       return { dir: ws.dir, tree: await snapshotTree(ws.src) };
     })());
@@ -501,6 +516,7 @@ describe.concurrent('dry runs, a lost state cache, prune', () => {
     const r = rng(3);
     for (let i = 0; i < 8; i++) await fsp.writeFile(path.join(ws.src, `f${i}.txt`), r.bytes(r.int(0, 40_000)));
     ok(await ws.run(['init', '-c', ws.config]), 'init');
+    await cheapKdf(path.join(ws.repo, 'masterkey.cryptomator'));
     const expected = new Map<string, Map<string, TreeEntry>>();
     for (let day = 0; day < 10; day++) {
       const when = new Date(Date.UTC(2026, 0, 5 + day, 3));

@@ -236,11 +236,22 @@ describe('remote sources that fail', () => {
 
       await sshd.stop({ keepData: true });
       try {
-        // three periods of 2 s and each one's grace
-        await new Promise((r) => setTimeout(r, 8_500));
-        const h = await cerberus(['health', '--tenants', file, '--json'], { cwd: dir, env });
+        // three periods of 2 s and each one's grace at the most: asked each second from the
+        // second period on, until health calls it stale
+        type Health = { schedule: Array<{ job: string; state: string; missedPeriods: number; message: string; lastFailure?: { error: string } }> };
+        const down = Date.now();
+        await new Promise((r) => setTimeout(r, 4_000));
+        let h = await cerberus(['health', '--tenants', file, '--json'], { cwd: dir, env });
+        const stale = (r: typeof h) => {
+          const s = r.code === 1 ? (JSON.parse(r.stdout) as Health).schedule[0] : undefined;
+          return s !== undefined && s.state === 'stale' && s.missedPeriods >= 3 && s.lastFailure !== undefined;
+        };
+        while (Date.now() - down < 20_000 && !stale(h)) {
+          await new Promise((r) => setTimeout(r, 1_000));
+          h = await cerberus(['health', '--tenants', file, '--json'], { cwd: dir, env });
+        }
         expect(h.code, h.stderr).toBe(1);
-        const out = JSON.parse(h.stdout) as { schedule: Array<{ job: string; state: string; missedPeriods: number; message: string; lastFailure?: { error: string } }> };
+        const out = JSON.parse(h.stdout) as Health;
         const s = out.schedule[0]!;
         expect(s.state, s.message).toBe('stale');
         expect(s.missedPeriods).toBeGreaterThanOrEqual(3);

@@ -83,6 +83,8 @@ describe('replication from a local stage', () => {
     const snapshotNs = BigInt(fs.readFileSync(path.join(ws.dir, 'snapshot-at'), 'utf8').trim());
     const committedNs = fs.statSync(path.join(dav.dataDir, davRepo, 'quarterly', idOf(START), 'SHA256SUMS'), { bigint: true }).mtimeNs;
     expect(committedNs - snapshotNs).toBeGreaterThan(500_000_000n);
+    // the limit throttles downloads too: the restore needs none
+    await fsp.writeFile(ws.config, (await fsp.readFile(ws.config, 'utf8')).replace(', bwlimit: 1MiB/s', ''));
     const to = path.join(ws.dir, 'out');
     const rr = await ws.run(['restore', '-c', ws.config, '--target', 'dav', '--at', 'latest', '--to', to]);
     expect(rr.code, rr.stderr).toBe(0);
@@ -134,6 +136,9 @@ describe('replication from a local stage', () => {
     const copiedBefore = (await points(ws, 'dav')).length;
     expect(copiedBefore).toBeGreaterThanOrEqual(2);
     expect(copiedBefore).toBeLessThan(5);
+    // the bandwidth limit only made that copy slow enough to cut; it also throttles downloads,
+    // and the rest (the catch-up, the restores, verify --full) needs no cut
+    await fsp.writeFile(ws.config, (await fsp.readFile(ws.config, 'utf8')).replace(', bwlimit: 1MiB/s', ''));
 
     // what a replication killed with SIGKILL would leave: cleared by the next one
     const stale = path.join(ws.dir, 'stage', '.replicating', `2026-03-03T030000Z-${os.hostname()}-4194303`);

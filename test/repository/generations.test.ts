@@ -275,6 +275,27 @@ describe('listGenerations', () => {
     expect(listing.damaged).toEqual([{ dir: `quarterly/${Q}`, why: `${INFO} does not match ${SUMS}` }]);
   });
 
+  it('leaves out a generation deleted while it is listed, and still fails on one that is only missing a file', async () => {
+    await (await writeGeneration(local, 'quarterly', Q)).commit();
+    await (await writeGeneration(local, 'daily', D, Q)).commit();
+    // a prune beside the listing (a restore takes no lock): the folder is listed, then deleted
+    // before its SHA256SUMS is read
+    const racing: Backend = Object.create(local) as Backend;
+    racing.get = async (p, range) => {
+      if (p === `daily/${D}/${SUMS}`) await deleteGeneration(local, `daily/${D}`);
+      return local.get(p, range);
+    };
+    expect(await listGenerations(racing)).toEqual({ committed: [expect.objectContaining({ id: Q })], leftovers: [], damaged: [] });
+    // SHA256SUMS still there but info.json not found: damage, not a deletion, so no silence
+    await (await writeGeneration(local, 'daily', D, Q)).commit();
+    const missing: Backend = Object.create(local) as Backend;
+    missing.get = async (p, range) => {
+      if (p === `daily/${D}/${INFO}`) await local.remove(p);
+      return local.get(p, range);
+    };
+    await expect(listGenerations(missing)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('finds nothing in an empty or absent repository', async () => {
     expect(await listGenerations(local)).toEqual({ committed: [], leftovers: [], damaged: [] });
     expect(await listGenerations(new LocalBackend(path.join(root, 'absent')))).toEqual({ committed: [], leftovers: [], damaged: [] });
