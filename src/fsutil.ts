@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 
 /**
  * mkdir -p without Node's `recursive`, which spins forever where mkdir answers ENOENT under a
@@ -77,4 +78,15 @@ export function readWhole(abs: string, buffer: Buffer): { data: Buffer; before: 
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** A pass-through that feeds every chunk to `hash` and tells its size: hashing on the way to a file. */
+export function hashTap(hash: Hash, onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { loadConfig, loadTenants, selectJob, type Config, type JobConfig } from '../config/index.js';
+import { loadConfig, loadTenants, parseDuration, selectJob, type Config, type JobConfig } from '../config/index.js';
 import { usageError } from '../errors.js';
 import { defaultStateDir } from '../engine/state-cache.js';
 import { ConsoleReporter, type Reporter } from '../report/log.js';
@@ -75,6 +75,15 @@ function tuneHeap(job: JobConfig): void {
 
 export function reporterFor(ctx: CommandContext, quiet = false): Reporter {
   return new ConsoleReporter(ctx.stderr, quiet);
+}
+
+/** A duration flag's value in ms, or a usage error naming the flag; `examples` like '30m, 2h or 1d'. */
+export function durationOption(value: string, flag: string, examples: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw usageError(`${flag} ${value} is not a duration`, `use e.g. ${examples}`);
+  }
 }
 
 export function parseNow(now: string | undefined): Date {

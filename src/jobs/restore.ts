@@ -2,12 +2,11 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Minimatch } from 'minimatch';
 import type { JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, ioError } from '../errors.js';
-import { makeDirs, nsSeconds, SMALL_FILE } from '../fsutil.js';
+import { hashTap, makeDirs, nsSeconds, SMALL_FILE } from '../fsutil.js';
 import { endOfLocalDay, isGenerationId, parseGenerationId } from '../engine/levels.js';
 import { isSafeRelativePath, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { walkVault, type OpenedVault } from '../formats/cryptomator/index.js';
@@ -390,13 +389,9 @@ async function writeChecked(
     }
     return undefined;
   }
-  const tap = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      n += chunk.length;
-      onBytes(chunk.length);
-      cb(null, chunk);
-    },
+  const tap = hashTap(hash, (k) => {
+    n += k;
+    onBytes(k);
   });
   await pipeline(body, tap, fs.createWriteStream(dest, { flags: 'w', mode: 0o600, highWaterMark: 1 << 20 }));
   const why = mismatch();

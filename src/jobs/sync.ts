@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { Transform, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CryptomatorEncryption, JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, ioError } from '../errors.js';
-import { makeDirs, sha256OfFile } from '../fsutil.js';
+import { hashTap, makeDirs, sha256OfFile } from '../fsutil.js';
 import { generationId } from '../engine/levels.js';
 import { matchesStat, StateCache } from '../engine/state-cache.js';
 import { Excluder, walkSource, type SourceEntry } from '../engine/walk.js';
@@ -257,13 +257,7 @@ export async function runSyncDown(job: JobConfig, opts: SyncDownOptions): Promis
       const dest = path.join(to, rel);
       const tmp = path.join(path.dirname(dest), `.cerberus-sync-${randomBytes(6).toString('hex')}.tmp`);
       const h = createHash('sha256');
-      const tap = new Transform({
-        transform(c: Buffer, _e, cb) {
-          h.update(c);
-          bytes += c.length;
-          cb(null, c);
-        },
-      });
+      const tap = hashTap(h, (n) => (bytes += n));
       try {
         // a dry run still reads: only then does it know what the real run would change
         const sink = opts.dryRun ? new Writable({ write: (_c, _e, cb) => cb() }) : fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 });

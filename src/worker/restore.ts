@@ -2,12 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { CerberusError, ioError } from '../errors.js';
 import { decryptStream, type Opening } from '../formats/openpgp/message.js';
-import { makeDirs } from '../fsutil.js';
+import { hashTap, makeDirs } from '../fsutil.js';
 import type { OpenTarget } from '../storage/index.js';
 import { openAppDatabase, type FileRow } from './app-db.js';
 import type { WorkerConfig } from './config.js';
@@ -90,13 +89,7 @@ export async function restoreCopy(cfg: WorkerConfig, opts: RestoreOptions): Prom
   const tmp = path.join(dir, `.${path.basename(dest)}.cerberus-${randomBytes(4).toString('hex')}`);
   const sha = createHash('sha256');
   let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      sha.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const tap = hashTap(sha, (n) => (bytes += n));
   try {
     const stored = await target.get(key);
     const gzip = opening ? await decryptStream(stored, opening, key) : stored;

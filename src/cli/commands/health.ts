@@ -1,13 +1,13 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadTenants, parseDuration, selectJob, type JobConfig } from '../../config/index.js';
+import { loadTenants, selectJob, type JobConfig } from '../../config/index.js';
 import { RunHistory } from '../../schedule/index.js';
 import { scheduleHealth, scheduleMaxAge, type ScheduleCheck } from '../../jobs/tenant-health.js';
 import { scheduleDir } from './schedule.js';
-import { ExitCode, usageError } from '../../errors.js';
+import { ExitCode } from '../../errors.js';
 import { runHealth, type HealthCheck } from '../../jobs/health.js';
 import { formatDuration, table } from '../../report/format.js';
-import { configFile, loadJobs, parseNow, printJson, reporterFor, storageFor, withReport, type CommandContext } from '../context.js';
+import { configFile, durationOption, loadJobs, parseNow, printJson, reporterFor, storageFor, withReport, type CommandContext } from '../context.js';
 import type { Alert } from '../../report/github.js';
 import { alertGithub, reported } from '../report.js';
 
@@ -51,12 +51,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         '  cerberus health --tenants tenants.yaml',
     )
     .action(async (opts: HealthOptions) => {
-      let maxAgeMs: number | undefined;
-      try {
-        maxAgeMs = opts.maxAge === undefined ? undefined : parseDuration(opts.maxAge);
-      } catch {
-        throw usageError(`--max-age ${opts.maxAge} is not a duration`, 'use e.g. 26h, 3d or 90m');
-      }
+      const maxAgeMs = opts.maxAge === undefined ? undefined : durationOption(opts.maxAge, '--max-age', '26h, 3d or 90m');
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const result = await reported(
         ctx,

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadTenants, parseDuration, type TenantsConfig } from '../../config/index.js';
-import { ExitCode, usageError } from '../../errors.js';
+import { loadTenants, type TenantsConfig } from '../../config/index.js';
+import { ExitCode } from '../../errors.js';
 import type { Reporter } from '../../report/log.js';
 import { RunHistory, runChild, Scheduler, type HistoryRecord, type RunOutcome, type Runner, type ScheduledJob } from '../../schedule/index.js';
-import { printJson, reporterFor, stateDir, withReport, type CommandContext } from '../context.js';
+import { durationOption, printJson, reporterFor, stateDir, withReport, type CommandContext } from '../context.js';
 import { reported } from '../report.js';
 
 interface ScheduleOptions {
@@ -56,12 +56,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         '  cerberus health --tenants tenants.yaml',
     )
     .action(async (opts: ScheduleOptions) => {
-      let graceMs: number;
-      try {
-        graceMs = parseDuration(opts.grace);
-      } catch {
-        throw usageError(`--grace ${opts.grace} is not a duration`, 'use e.g. 10m, 90s or 1h');
-      }
+      const graceMs = durationOption(opts.grace, '--grace', '10m, 90s or 1h');
       const reporter = reporterFor(ctx, Boolean(opts.json));
       if (!opts.once) {
         const tenants = await loadTenants(path.resolve(ctx.cwd, opts.tenants), ctx.env);

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration } from '../../config/index.js';
 import { CerberusError, describeError, ExitCode, usageError } from '../../errors.js';
 import { openingOf } from '../../jobs/keys.js';
 import { formatBytes, formatDuration, table } from '../../report/format.js';
@@ -12,7 +11,7 @@ import { workerHealth, type WorkerHealth } from '../../worker/health.js';
 import { passSummary, recordPass } from '../../worker/report.js';
 import { restoreCopy } from '../../worker/restore.js';
 import { ObjectWorker, passLine, runLoop, type PassResult } from '../../worker/run.js';
-import { parseNow, printJson, reporterFor, storageFor, withReport, type CommandContext } from '../context.js';
+import { durationOption, parseNow, printJson, reporterFor, storageFor, withReport, type CommandContext } from '../context.js';
 import { reported } from '../report.js';
 
 interface WorkerOptions {
@@ -219,12 +218,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     .action(async (opts: HealthOptions) => {
       const file = configFileOf(opts);
       const rows = opts.maxBehindRows === undefined ? undefined : wholeNumber(opts.maxBehindRows, '--max-behind-rows', 0);
-      let behindMs: number | undefined;
-      try {
-        behindMs = opts.maxBehind === undefined ? undefined : parseDuration(opts.maxBehind);
-      } catch {
-        throw usageError(`--max-behind ${opts.maxBehind} is not a duration`, 'use e.g. 30m, 2h or 1d');
-      }
+      const behindMs = opts.maxBehind === undefined ? undefined : durationOption(opts.maxBehind, '--max-behind', '30m, 2h or 1d');
       const reporter = reporterFor(ctx, Boolean(opts.json));
       const h = await reported(
         ctx,
