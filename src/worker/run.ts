@@ -24,7 +24,7 @@ const COMMIT_MS = 1000;
 /** A progress line this often on long passes (not on a terminal, which has its live line). */
 const PROGRESS_MS = 10_000;
 /** Failures told one by one per pass; the rest are counted. */
-const MAX_TOLD = 20;
+export const MAX_TOLD = 20;
 
 export interface FailedRow {
   id: number;

@@ -10,7 +10,7 @@ import { loadWorkerConfig, type WorkerConfig } from '../../worker/config.js';
 import { workerHealth, type WorkerHealth } from '../../worker/health.js';
 import { passSummary, recordPass } from '../../worker/report.js';
 import { restoreCopy } from '../../worker/restore.js';
-import { ObjectWorker, passLine, runLoop, type PassResult } from '../../worker/run.js';
+import { MAX_TOLD, ObjectWorker, passLine, runLoop, type PassResult } from '../../worker/run.js';
 import { durationOption, parseNow, printJson, reporterFor, storageFor, withReport, type CommandContext } from '../context.js';
 import { reported } from '../report.js';
 
@@ -108,9 +108,8 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
       const file = configFileOf(opts);
       const clock = clockOf(opts.now, Boolean(opts.once));
       const reporter = reporterFor(ctx, Boolean(opts.json));
-      const load = () => loadWorkerConfig(path.resolve(ctx.cwd, file), ctx.env);
       if (!opts.once) {
-        done(await daemon(ctx, await load(), clock, opts.report));
+        done(await daemon(ctx, await loadWorkerConfig(path.resolve(ctx.cwd, file), ctx.env), clock, opts.report));
         return;
       }
       const signals = stopSignals(reporter.info.bind(reporter));
@@ -121,8 +120,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
           ctx,
           { report: opts.report, command: 'worker --once', job: 'worker', reporter },
           async (run) => {
-            const cfg = await load();
-            run.job = `worker:${cfg.target.name}`;
+            const cfg = await configFor(ctx, file, run);
             target = cfg.target.name;
             const w = await ObjectWorker.start(cfg, { reporter, open: storageFor(ctx, reporter), clock });
             let result: PassResult | undefined;
@@ -181,8 +179,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         ctx,
         { report: opts.report, command: 'worker restore', job: 'worker', reporter },
         async (run) => {
-          const cfg = await loadWorkerConfig(path.resolve(ctx.cwd, file), ctx.env);
-          run.job = `worker:${cfg.target.name}`;
+          const cfg = await configFor(ctx, file, run);
           return run.phases.time('restore', cfg.target.name, () =>
             restoreCopy(cfg, {
               fileId,
@@ -225,8 +222,7 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
         { report: opts.report, command: 'worker health', job: 'worker', reporter },
         async (run) => {
           const now = parseNow(opts.now).getTime();
-          const cfg = await loadWorkerConfig(path.resolve(ctx.cwd, file), ctx.env, { keyless: true });
-          run.job = `worker:${cfg.target.name}`;
+          const cfg = await configFor(ctx, file, run, { keyless: true });
           const health = await workerHealth(cfg, now, { maxBehindRows: rows ?? cfg.health.maxBehindRows, maxBehindMs: behindMs ?? cfg.health.maxBehindMs });
           run.phases.record('health', cfg.target.name, 0, health.healthy ? undefined : health.problems.join('; '));
           for (const p of health.problems) reporter.warn(p);
@@ -240,6 +236,13 @@ export function register(program: Command, ctx: CommandContext, done: (code: num
     });
 }
 
+/** The config, and the report's job named after its target. */
+async function configFor(ctx: CommandContext, file: string, run: { job: string }, opts: { keyless?: boolean } = {}): Promise<WorkerConfig> {
+  const cfg = await loadWorkerConfig(path.resolve(ctx.cwd, file), ctx.env, opts);
+  run.job = `worker:${cfg.target.name}`;
+  return cfg;
+}
+
 function wholeNumber(v: string, flag: string, min = 1): number {
   const n = Number(v);
   if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw usageError(`${flag} ${v} is not a whole number${min > 0 ? ` of ${min} or more` : ''}`, `e.g. ${flag} 42`);
@@ -251,9 +254,9 @@ const passExitCode = (r: PassResult) => (r.interrupted ? ExitCode.failed : r.fai
 
 function passTable(r: PassResult): string {
   const rows = [[String(r.read), String(r.stored), String(r.viaStorage), String(r.failed.length), String(r.removed.length), String(r.pending), r.oldestPending ?? '-', formatBytes(r.bytesStored), formatDuration(r.durationMs)]];
-  const failures = r.failed.slice(0, 20).map((f) => `row ${f.id} (${f.path} v${f.version}): ${f.error}\n`);
-  const more = r.failed.length > 20 ? [`… and ${r.failed.length - 20} more failed rows\n`] : [];
-  return table(['read', 'stored', 'from storage', 'failed', 'removed', 'pending', 'oldest pending', 'written', 'time'], rows) + '\n' + failures.join('') + more.join('') + (r.interrupted ? 'interrupted: the files in flight were finished and recorded\n' : '');
+  // the first MAX_TOLD failed rows were warned on stderr, each with its next attempt
+  const more = r.failed.length > MAX_TOLD ? [`… and ${r.failed.length - MAX_TOLD} more failed rows (all in report.json with --report)\n`] : [];
+  return table(['read', 'stored', 'from storage', 'failed', 'removed', 'pending', 'oldest pending', 'written', 'time'], rows) + '\n' + more.join('') + (r.interrupted ? 'interrupted: the files in flight were finished and recorded\n' : '');
 }
 
 function healthTable(h: WorkerHealth): string {
