@@ -130,7 +130,9 @@ export async function decryptStream(input: Readable, opening: Opening, what: str
       message,
       ...openOptions(opening),
       format: 'binary',
-      config: { ...baseConfig, allowUnauthenticatedStream: true },
+      // AEAD streams either way; SEIPD v1 with another cipher is checked whole first, because
+      // openpgp.js (6.3) left streaming unchecked can hang forever on noise (a wrong passphrase)
+      config: { ...baseConfig, allowUnauthenticatedStream: false },
     });
     return mapErrors(Readable.fromWeb(data as unknown as WebReadableStream<Uint8Array>), what, input, passphrase);
   } catch (err) {

@@ -169,6 +169,18 @@ describe('decryptStream', () => {
     expect((await errorOf(open(enc))).code).toBe('INTEGRITY');
   });
 
+  it('gives KEY, not a hang, where openpgp.js streaming a wrong passphrase\'s noise never ends', { timeout: 15_000 }, async () => {
+    // gpg --symmetric --cipher-algo TWOFISH with "right"; under "wrong", openpgp.js 6.3 left to
+    // stream it unchecked never settles
+    const twofish = Buffer.from(
+      'jA0ECgMCzbSSVX7ko3pg0n0BiKd1BXAZWYJBsxGtrEPxQFykQBlsnND3JpF7HMAftRzaP3aymVPXsvtW7gWb/1lvNy88kTv/nXi+sP8b5H5NJsrNWbx7RzbNfhMUne2upiX5sNVLNZkPVsofCxLABNyJqliJubfLlTrz0lAOJc6fa6K2ikt0R7BJx0xN0w==',
+      'base64',
+    );
+    const e = await errorOf(decryptStream(chunksOf(twofish, 50), { passphrase: 'wrong' }, 'volume 4').then(collect));
+    expect(e.code, e.message).toBe('KEY');
+    expect((await collect(await decryptStream(chunksOf(twofish, 50), { passphrase: 'right' }, 'volume 4'))).length).toBe(64);
+  });
+
   it('refuses, without an uncaught error, megabytes after the end of the compressed stream', async () => {
     const data = randomBytes(300_000);
     const sessionKey = randomBytes(32);
