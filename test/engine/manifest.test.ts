@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { CerberusError } from '../../src/errors.js';
 import { jsonObjectBytes } from '../../src/text-bytes.js';
 import {
+  isPlainEntry,
   isSafeRelativePath,
+  manifestEntrySchema,
   manifestBytes,
   manifestTsv,
   parseManifest,
@@ -128,6 +130,33 @@ describe('parseManifest', () => {
     expect(codeOf(() => parse(manifest([file('a', { size: -1 })])))).toBe('INTEGRITY');
     expect(codeOf(() => parse(manifest([{ ...file('a'), type: 'fifo' } as unknown as ManifestEntry])))).toBe('INTEGRITY');
     expect(codeOf(() => parse(manifest([link('a', '')])))).toBe('INTEGRITY');
+  });
+});
+
+describe('isPlainEntry', () => {
+  it('takes the well-formed entries of every type, and accepts nothing the schema refuses or would change', () => {
+    const good = [file('a/b.txt'), dir('a'), link('a/l', 'b.txt'), file('x', { size: 0, mtimeNs: '-5', uid: 0, gid: 0, mode: 0 })];
+    for (const e of good) expect(isPlainEntry(e), e.path).toBe(true);
+    const odd: unknown[] = [
+      1, 2.5, -1, 2 ** 53, Number.NaN, Infinity, '3', '', 'x', '/abs', 'a/../b', null, undefined, true, {}, [], 'file', 'dir', 'symlink', 'ab'.repeat(32), 'AB'.repeat(32), '2026-11-22T030012Z', '12a', '-',
+    ];
+    let tried = 0;
+    for (const base of good) {
+      const keys = [...Object.keys(base), 'extra', 'target', 'size', 'holder'];
+      for (const k of keys) {
+        const without = { ...base } as Record<string, unknown>;
+        delete without[k];
+        for (const variant of [without, ...odd.map((v) => ({ ...base, [k]: v }))]) {
+          tried++;
+          const z = manifestEntrySchema.safeParse(variant);
+          if (isPlainEntry(variant)) {
+            expect(z.success, JSON.stringify(variant)).toBe(true);
+            expect(z.data).toEqual(variant);
+          }
+        }
+      }
+    }
+    expect(tried).toBeGreaterThan(300);
   });
 });
 
