@@ -126,6 +126,7 @@ async function backupTargetStages(
         reporter,
         parallel: VAULT_PARALLEL,
         holder: id,
+        unpublished: true,
         ...(extra ? { extra } : {}),
       });
       if (spool !== undefined) {

@@ -47,6 +47,13 @@ export interface RequestOptions {
    * costs far less than a sync per object. Backends without `flush` are durable at once.
    */
   deferSync?: boolean;
+  /**
+   * put: the path lies in a folder nothing reads until it is committed (a generation's
+   * `.incomplete-` folder, removed whole when a run dies), so a backend may write the object
+   * in place rather than by temp file and rename. Never into an existing file: that may be a
+   * hard link shared with a committed generation.
+   */
+  unpublished?: boolean;
 }
 
 /**

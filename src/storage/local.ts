@@ -77,21 +77,12 @@ export class LocalBackend implements Backend {
     // gigabytes of dirty pages from piling up for the flush. Without `sync -f`, everything does.
     if (opts.deferSync === true && size <= SMALL_PUT && (await this.canDefer())) {
       this.deferred(size);
-      return this.putSmall(p, body, size);
+      return this.putSmall(p, body, size, opts.unpublished === true);
     }
     const dest = this.abs(p);
-    const tmp = tmpPath(dest);
+    const tmp = opts.unpublished === true ? dest : tmpPath(dest);
     try {
-      // the folder usually exists (a vault puts thousands of files into a few folders): make
-      // it only when the open says it is missing, one call fewer per put
-      let fh: fsp.FileHandle;
-      try {
-        fh = await fsp.open(tmp, 'wx');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await makeDirs(path.dirname(dest));
-        fh = await fsp.open(tmp, 'wx');
-      }
+      let fh = await openNew(tmp, (f) => fsp.open(f, 'wx'), () => makeDirs(path.dirname(dest)));
       try {
         if (body.file !== undefined) {
           // copy_file_range(2): the bytes never pass through this process
@@ -116,7 +107,7 @@ export class LocalBackend implements Backend {
       } finally {
         await fh.close();
       }
-      await fsp.rename(tmp, dest);
+      if (tmp !== dest) await fsp.rename(tmp, dest);
       await syncDir(path.dirname(dest));
     } catch (err) {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
@@ -130,26 +121,19 @@ export class LocalBackend implements Backend {
    * thread-pool round trips of about 100 µs each for a few KiB of work, and a vault of many
    * small files spent most of its time in them (bench/vault.sh).
    */
-  private async putSmall(p: string, body: BodySource, size: number): Promise<void> {
+  private async putSmall(p: string, body: BodySource, size: number, inPlace: boolean): Promise<void> {
     const dest = this.abs(p);
-    const tmp = tmpPath(dest);
+    const tmp = inPlace ? dest : tmpPath(dest);
     try {
       const data = await gather(body(), size);
       if (data.length !== size) throw this.wrongSize(p, data.length, size);
-      let fd: number;
-      try {
-        fd = fs.openSync(tmp, 'wx');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        await makeDirs(path.dirname(dest));
-        fd = fs.openSync(tmp, 'wx');
-      }
+      const fd = await openNew(tmp, (f) => fs.openSync(f, 'wx'), () => makeDirs(path.dirname(dest)));
       try {
         for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, dest);
+      if (!inPlace) fs.renameSync(tmp, dest);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
       if (err instanceof CerberusError) throw err;
@@ -361,6 +345,24 @@ export class LocalBackend implements Backend {
       if (err instanceof CerberusError || opts.signal?.aborted) throw err;
       throw ioError(err, what);
     }
+  }
+}
+
+/**
+ * Opens a new file by `open` (exclusive create). The folder usually exists (a vault puts
+ * thousands of files into a few folders): it is made only when the open says it is missing.
+ * A file already there is unlinked first, never written into: in an unpublished folder it may
+ * be a hard link to a committed generation's copy (a temp name is new anyway).
+ */
+async function openNew<T>(file: string, open: (f: string) => T | Promise<T>, makeFolder: () => Promise<void>): Promise<T> {
+  try {
+    return await open(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') await makeFolder();
+    else if (code === 'EEXIST') fs.unlinkSync(file);
+    else throw err;
+    return open(file);
   }
 }
 

@@ -33,8 +33,6 @@ import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.j
  */
 
 const COMBO = 'SIV_GCM' as const;
-/** Every object of a vault is made durable at once by the caller's `flush`, before it commits. */
-const DEFER = { deferSync: true } as const;
 
 export interface ApplyOptions {
   backend: Backend;
@@ -55,6 +53,8 @@ export interface ApplyOptions {
   holder: string;
   /** false: keep no manifest entries (a mirror has no manifest) */
   manifest?: boolean;
+  /** `root` is an uncommitted generation's folder: objects may be written in place (RequestOptions.unpublished) */
+  unpublished?: boolean;
   /**
    * Files from outside the source (database dumps), put into the folder `dir` at the top of
    * the vault after the walk and uploaded every time, never taken as unchanged.
@@ -129,6 +129,8 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   let unreadable = 0;
   const stats: ApplyStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, storedFiles: 0, storedBytes: 0, deleted: 0, uploadedBytes: 0 };
   const pool = new TaskPool(Math.max(1, opts.parallel));
+  // every object is made durable at once by the caller's `flush`, before it commits
+  const DEFER = { deferSync: true, unpublished: opts.unpublished === true };
   // made on the first file to encrypt: a run that changes nothing never allocates its scratch
   let engine: SealEngine | undefined;
   const sealer = () => (engine ??= new SealEngine(COMBO, keys));

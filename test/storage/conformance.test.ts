@@ -290,6 +290,17 @@ for (const subject of subjects) {
       expect((await backend.list('deferred/d1')).map((e) => e.name)).toEqual(['f']);
     });
 
+    it('writes unpublished puts, small and large, new or over an existing object, whole', async () => {
+      const files = [0, 5_000, 256 * 1024 + 1].map((n, i) => ({ p: `unpublished/u${i}`, data: randomBytes(n) }));
+      for (const deferSync of [true, false]) {
+        for (const f of files) await backend.put(f.p, () => Readable.from([f.data]), f.data.length, { deferSync, unpublished: true });
+        await backend.flush?.();
+        for (const f of files) expect((await readAll(backend, f.p)).equals(f.data)).toBe(true);
+        for (const f of files) f.data = randomBytes(f.data.length + 7);
+      }
+      expect((await backend.list('unpublished')).map((e) => e.name)).toEqual(['u0', 'u1', 'u2']);
+    });
+
     it('takes concurrent puts', async () => {
       const files = Array.from({ length: 12 }, (_, i) => ({ p: `conc/f${String(i).padStart(2, '0')}`, data: randomBytes(300_000 + i) }));
       await Promise.all(files.map((f) => put(backend, f.p, f.data)));

@@ -224,6 +224,25 @@ describe('LocalBackend', () => {
     expect(joinPath('', '')).toBe('');
   });
 
+  it('writes an unpublished put in place, never into a hard link it replaces, and leaves no partial file on failure', async () => {
+    for (const [size, deferSync] of [[100, true], [300_000, true], [100, false]] as const) {
+      await fsp.rm(path.join(root, 'g'), { recursive: true, force: true });
+      const old = Buffer.alloc(size, 1);
+      await put('g/old/f', old);
+      await b.copyTree('g/old', 'g/new'); // hard links, as a vault generation starts
+      const data = Buffer.alloc(size + 3, 2);
+      await b.put('g/new/f', () => Readable.from([data]), data.length, { deferSync, unpublished: true });
+      await b.flush();
+      expect(await fsp.readFile(path.join(root, 'g/new/f'))).toEqual(data);
+      expect(await fsp.readFile(path.join(root, 'g/old/f'))).toEqual(old); // the committed copy is whole
+      expect((await fsp.stat(path.join(root, 'g/old/f'))).nlink).toBe(1);
+      expect((await everything()).filter((e) => e.includes('.tmp-'))).toEqual([]);
+      // a put of the wrong size leaves nothing at the name
+      expect((await errorOf(b.put('g/new/bad', () => Readable.from([data]), data.length + 1, { deferSync, unpublished: true }))).code).toBe('STORAGE');
+      expect((await everything()).filter((e) => e.startsWith('g/new/bad'))).toEqual([]);
+    }
+  });
+
   describe('deferred durability (deferSync, flush)', () => {
     const deferred = (backend: LocalBackend, p: string, data: Buffer, size = data.length) =>
       backend.put(p, () => Readable.from([data]), size, { deferSync: true });
