@@ -80,6 +80,16 @@ export function readWhole(abs: string, buffer: Buffer): { data: Buffer; before: 
   }
 }
 
+/** Writes `parts` to `file` one after another: a big text never whole in memory. */
+export async function writeParts(file: string, parts: Iterable<Uint8Array>): Promise<void> {
+  const fh = await fsp.open(file, 'w');
+  try {
+    for (const part of parts) await fh.write(part);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** A pass-through that feeds every chunk to `hash` and tells its size: hashing on the way to a file. */
 export function hashTap(hash: Hash, onBytes: (n: number) => void): Transform {
   return new Transform({

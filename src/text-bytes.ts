@@ -6,35 +6,40 @@
 
 const BATCH = 512;
 
-/** `open`, the items joined by `sep`, then `close`, as UTF-8. */
-export function joinedBytes<T>(items: Iterable<T>, text: (item: T) => string, sep: string, open = '', close = ''): Buffer {
-  const parts: Buffer[] = [Buffer.from(open)];
+/** `open`, the items joined by `sep`, then `close`, as UTF-8 pieces of a batch of items each. */
+export function* joinedParts<T>(items: Iterable<T>, text: (item: T) => string, sep: string, open = '', close = ''): Generator<Buffer> {
+  yield Buffer.from(open);
   let batch: string[] = [];
   let first = true;
-  const flush = () => {
-    if (batch.length === 0) return;
-    parts.push(Buffer.from((first ? '' : sep) + batch.join(sep)));
-    first = false;
-    batch = [];
-  };
   for (const item of items) {
     batch.push(text(item));
-    if (batch.length === BATCH) flush();
+    if (batch.length === BATCH) {
+      yield Buffer.from((first ? '' : sep) + batch.join(sep));
+      first = false;
+      batch = [];
+    }
   }
-  flush();
-  parts.push(Buffer.from(close));
-  return Buffer.concat(parts);
+  if (batch.length > 0) yield Buffer.from((first ? '' : sep) + batch.join(sep));
+  yield Buffer.from(close);
 }
+
+/** The same, whole. */
+export const joinedBytes = <T>(items: Iterable<T>, text: (item: T) => string, sep: string, open = '', close = ''): Buffer =>
+  Buffer.concat([...joinedParts(items, text, sep, open, close)]);
 
 /** A JSON array of `items`, one per line. */
-export const jsonArrayBytes = (items: Iterable<unknown>): Buffer => joinedBytes(items, (i) => JSON.stringify(i), ',\n', '[\n', '\n]');
+export const jsonArrayParts = (items: Iterable<unknown>): Generator<Buffer> => joinedParts(items, (i) => JSON.stringify(i), ',\n', '[\n', '\n]');
+
+export const jsonArrayBytes = (items: Iterable<unknown>): Buffer => Buffer.concat([...jsonArrayParts(items)]);
 
 /** `head`'s JSON with one more member, `key`, the array of `items`, one per line. */
-export function jsonObjectBytes(head: object, key: string, items: Iterable<unknown>): Buffer {
+export function jsonObjectParts(head: object, key: string, items: Iterable<unknown>): Generator<Buffer> {
   const h = JSON.stringify(head);
   const open = `${h.slice(0, -1)}${h === '{}' ? '' : ','}${JSON.stringify(key)}:[\n`;
-  return joinedBytes(items, (i) => JSON.stringify(i), ',\n', open, '\n]}');
+  return joinedParts(items, (i) => JSON.stringify(i), ',\n', open, '\n]}');
 }
+
+export const jsonObjectBytes = (head: object, key: string, items: Iterable<unknown>): Buffer => Buffer.concat([...jsonObjectParts(head, key, items)]);
 
 const NL = 0x0a;
 const COMMA = 0x2c;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
 import { LEVELS } from './levels.js';
-import { joinedBytes, jsonObjectBytes, readJsonLines } from '../text-bytes.js';
+import { joinedBytes, jsonObjectParts, readJsonLines } from '../text-bytes.js';
 
 /**
  * The manifest: the FULL state at one restore point, and for each file which generation of
@@ -188,11 +188,13 @@ export function sortEntries<T extends { path: string }>(entries: T[]): T[] {
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** The manifest's JSON as UTF-8, one entry per line. */
-export function manifestBytes(m: Manifest): Buffer {
+/** The manifest's JSON as UTF-8, one entry per line, in pieces: a big source's is megabytes. */
+export function manifestParts(m: Manifest): Generator<Buffer> {
   const { entries, ...head } = m;
-  return jsonObjectBytes(head, 'entries', entries);
+  return jsonObjectParts(head, 'entries', entries);
 }
+
+export const manifestBytes = (m: Manifest): Buffer => Buffer.concat([...manifestParts(m)]);
 
 export function manifestTsv(entries: ManifestEntry[]): Buffer {
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');

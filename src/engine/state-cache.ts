@@ -4,8 +4,8 @@ import path from 'node:path';
 import { makeDirs } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
-import { manifestBytes, parseManifest, type Manifest, type ManifestEntry } from './manifest.js';
-import { jsonArrayBytes, readJsonLines } from '../text-bytes.js';
+import { manifestParts, parseManifest, type Manifest, type ManifestEntry } from './manifest.js';
+import { jsonArrayParts, readJsonLines } from '../text-bytes.js';
 
 /**
  * The local state cache. Per repository it keeps the plaintext manifests of the generations
@@ -32,11 +32,21 @@ export function matchesStat(r: HashRecord | undefined, e: { size: number; mtimeN
   return r !== undefined && r.size === e.size && r.mtimeNs === e.mtimeNs && r.ctimeNs === e.ctimeNs && r.ino === e.ino;
 }
 
-async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/** `data` whole, in pieces (never all in memory), or as a copy of the file `{ from }`. */
+async function writeAtomic(file: string, data: string | Uint8Array | Iterable<Uint8Array> | { from: string }): Promise<void> {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await makeDirs(path.dirname(file));
-    await fsp.writeFile(tmp, data);
+    if (typeof data === 'object' && 'from' in data) await fsp.copyFile(data.from, tmp);
+    else if (typeof data === 'string' || data instanceof Uint8Array) await fsp.writeFile(tmp, data);
+    else {
+      const fh = await fsp.open(tmp, 'w');
+      try {
+        for (const part of data) await fh.write(part);
+      } finally {
+        await fh.close();
+      }
+    }
     await fsp.rename(tmp, file);
   } catch (err) {
     await fsp.rm(tmp, { force: true });
@@ -82,8 +92,8 @@ export class StateCache {
     }
   }
 
-  /** `json`: the manifest already serialized, when the caller has it (megabytes for a big source) */
-  async saveManifest(m: Manifest, json: Uint8Array = manifestBytes(m)): Promise<void> {
+  /** `json`: the manifest already serialized, as bytes or in a file, when the caller has it (megabytes for a big source) */
+  async saveManifest(m: Manifest, json: Uint8Array | Iterable<Uint8Array> | { from: string } = manifestParts(m)): Promise<void> {
     await writeAtomic(path.join(this.repoDir, `${m.id}.json`), json);
   }
 
@@ -134,6 +144,6 @@ export class StateCache {
 
   /** Pairs, not an object: no dictionary of every path on the heap on the way in or out. */
   async saveHashes(hashes: Map<string, HashRecord>): Promise<void> {
-    await writeAtomic(path.join(this.jobDir, 'hashes.json'), jsonArrayBytes(hashes));
+    await writeAtomic(path.join(this.jobDir, 'hashes.json'), jsonArrayParts(hashes));
   }
 }

@@ -78,8 +78,8 @@ export interface FinishPlan {
 /** What the run produced, the same for every target of a group. */
 export interface FinishRun {
   manifest: Manifest;
-  /** the manifest as JSON, when the run already made it (a big source's is megabytes) */
-  manifestJson?: Uint8Array;
+  /** the manifest as JSON, as bytes or in a file, when the run already made it (a big source's is megabytes) */
+  manifestJson?: Uint8Array | { from: string };
   hashes: Map<string, HashRecord>;
   problems: string[];
   unreadable: number;
@@ -169,14 +169,26 @@ async function verifyCommitted(backend: Backend, g: Generation): Promise<void> {
  * measure), seeing the previous entries one at a time: they can be streamed from the cache.
  */
 export function changeCounter(manifest: Manifest): { see(e: ManifestEntry): void; readonly count: number } {
-  const now = new Map<string, string>();
-  for (const e of manifest.entries) if (e.type === 'file') now.set(e.path, e.sha256);
+  // Manifests are sorted by path: the previous one is merged with this one as it comes, with
+  // no index of either (40,000 paths are megabytes). One out of order gets an index after all.
+  const sorted = manifest.entries.every((e, i, all) => i === 0 || all[i - 1]!.path < e.path);
+  const now = sorted ? manifest.entries : sortEntries([...manifest.entries]);
+  let at = 0;
+  let last: string | undefined;
+  let index: Map<string, ManifestEntry> | undefined;
   let n = 0;
   return {
     see(e) {
+      if (!index && last !== undefined && e.path <= last) index = new Map(now.map((x) => [x.path, x]));
+      last = e.path;
       if (e.type !== 'file') return;
-      const sha = now.get(e.path);
-      if (sha !== undefined && sha !== e.sha256) n++;
+      let mine: ManifestEntry | undefined;
+      if (index) mine = index.get(e.path);
+      else {
+        while (at < now.length && now[at]!.path < e.path) at++;
+        mine = now[at]?.path === e.path ? now[at] : undefined;
+      }
+      if (mine?.type === 'file' && mine.sha256 !== e.sha256) n++;
     },
     get count() {
       return n;

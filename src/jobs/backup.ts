@@ -5,12 +5,12 @@ import type { JobConfig, LocalTargetConfig, TargetConfig } from '../config/index
 import { CerberusError, describeError } from '../errors.js';
 import { checkGuards } from '../engine/guards.js';
 import { chooseLevel, chooseParent, type Level } from '../engine/levels.js';
-import { manifestBytes, manifestTsv, sameMeta, sortEntries, unchangedFile, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
+import { manifestParts, manifestTsv, sameMeta, sortEntries, unchangedFile, type FileEntry, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { matchesStat, StateCache, type HashRecord } from '../engine/state-cache.js';
 import { RESERVED_DIR, statEntry, type SourceEntry } from '../engine/walk.js';
-import { encryptBuffer, volumeWriter, type Compression, type Sealing, type VolumeWriter } from '../formats/openpgp/message.js';
+import { sealFile, volumeWriter, type Compression, type Sealing, type VolumeWriter } from '../formats/openpgp/message.js';
 import { TarPacker } from '../formats/tar.js';
-import { readWhole, SMALL_FILE } from '../fsutil.js';
+import { readWhole, SMALL_FILE, writeParts } from '../fsutil.js';
 import { kindFor, requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, MANIFEST, type Generation, type GenerationInfo, type RepositoryListing } from '../repository/generations.js';
 import { sha256Hex } from '../repository/io.js';
@@ -122,18 +122,22 @@ async function runOpenpgpBackup(job: JobConfig, opts: BackupOptions): Promise<Ba
         for (const p of group) fail(p.target.name, outcomes.get(p.target.name)?.error ?? err);
         continue;
       }
-      for (const p of group) {
-        const outcome = run.outcomes.get(p.target.name);
-        if (outcome?.error !== undefined) {
-          fail(p.target.name, outcome.error);
-          continue;
+      try {
+        for (const p of group) {
+          const outcome = run.outcomes.get(p.target.name);
+          if (outcome?.error !== undefined) {
+            fail(p.target.name, outcome.error);
+            continue;
+          }
+          try {
+            results.set(p.target.name, await finishTarget(job, { ...p, parent: p.parentGen?.id ?? null }, run, outcome, opts));
+          } catch (err) {
+            if (isRunFatal(err)) throw err;
+            fail(p.target.name, err);
+          }
         }
-        try {
-          results.set(p.target.name, await finishTarget(job, { ...p, parent: p.parentGen?.id ?? null }, run, outcome, opts));
-        } catch (err) {
-          if (isRunFatal(err)) throw err;
-          fail(p.target.name, err);
-        }
+      } finally {
+        await fsp.rm(run.spool, { recursive: true, force: true });
       }
     }
   } finally {
@@ -242,7 +246,10 @@ interface TargetOutcome {
 
 interface Produced {
   manifest: Manifest;
-  manifestJson?: Uint8Array;
+  /** the manifest's JSON, in a file of `spool` */
+  manifestJson?: { from: string };
+  /** the run's scratch folder, for the caller to remove once the targets are finished */
+  spool: string;
   hashes: Map<string, HashRecord>;
   problems: string[];
   unreadable: number;
@@ -639,11 +646,14 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
     reporter.info(
       `${stats.files} files (${formatBytes(stats.bytes)}), ${stats.storedFiles} stored (${formatBytes(stats.storedBytes)}), ${stats.deleted} deleted since the parent`,
     );
-    if (opts.dryRun) return { manifest, hashes, problems, unreadable, stats, outcomes };
+    if (opts.dryRun) return { manifest, hashes, problems, unreadable, stats, outcomes, spool };
 
-    const manifestJson = manifestBytes(manifest);
-    const sealedManifest = await encryptBuffer(manifestJson, sealing, compression);
-    await writers.each((w) => w.putBuffer(MANIFEST, sealedManifest, sha256Hex(sealedManifest)));
+    // the manifest (megabytes for a big source) goes through files in the spool, never whole
+    // in memory: the end of a run, with the hash cache still to write, was its peak
+    const manifestFile = path.join(spool, 'manifest.json');
+    await writeParts(manifestFile, manifestParts(manifest));
+    const sealed = await sealFile(manifestFile, path.join(spool, MANIFEST), sealing, compression);
+    await writers.each((w) => w.put(MANIFEST, fileBody(sealed.file), sealed.size, sealed.sha256));
     await writers.each(async (w, p) => {
       const info: GenerationInfo = {
         format: 1,
@@ -674,13 +684,12 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
         sums: w.sums,
       };
     });
-    return { manifest, manifestJson, hashes, problems, unreadable, stats, outcomes };
+    return { manifest, manifestJson: { from: manifestFile }, hashes, problems, unreadable, stats, outcomes, spool };
   } catch (err) {
     await message?.abort();
     if (!opts.dryRun) await writers.abortAll();
-    throw err;
-  } finally {
     await fsp.rm(spool, { recursive: true, force: true });
+    throw err;
   }
 }
 

@@ -37,6 +37,7 @@ describe('StateCache hashes', () => {
 describe('StateCache manifests', () => {
   const ID = '2026-11-22T030012Z';
   const file = (p: string, sha: string): ManifestEntry => ({ path: p, type: 'file', size: 1, mtimeNs: '1', mode: 0o644, uid: 0, gid: 0, sha256: sha.repeat(64), holder: ID });
+  const dirAt = (p: string): ManifestEntry => ({ path: p, type: 'dir', mtimeNs: '1', mode: 0o755, uid: 0, gid: 0 });
   const manifest = (entries: ManifestEntry[]): Manifest => ({
     format: 1, job: 'job', id: ID, level: 'quarterly', parent: null, chain: [ID], createdAt: '2026-11-22T03:00:12.000Z', roots: ['/src'], entries,
     stats: { files: entries.length, dirs: 0, symlinks: 0, bytes: entries.length, storedFiles: 0, storedBytes: 0, deleted: 0 },
@@ -60,5 +61,26 @@ describe('StateCache manifests', () => {
     expect(counter.count).toBe(2);
     expect(counter.count).toBe(changedSince(manifest([file('a', 'a'), file('b', 'e'), file('Ü/c', 'f'), file('new', '0')]), before));
     expect(await cache.loadManifest('2026-11-23T030012Z', () => undefined)).toBeUndefined();
+  });
+
+  it('counts changes by merging sorted manifests, and the same when either comes out of order', () => {
+    const names = Array.from({ length: 400 }, (_, i) => `${['a', 'B', 'ä', 'a/b', '日本', 'z z'][i % 6]}/${(i * 7919) % 1000}`);
+    const prev = names.filter((_, i) => i % 5 !== 0).map((p, i) => (i % 13 === 0 ? dirAt(p) : file(p, String(i % 3))));
+    const next = names.filter((_, i) => i % 7 !== 0).map((p, i) => file(p, String(i % 4)));
+    const naive = () => {
+      const now = new Map(next.map((e) => [e.path, e]));
+      return prev.filter((e) => e.type === 'file' && now.get(e.path)?.type === 'file' && (now.get(e.path) as { sha256: string }).sha256 !== e.sha256).length;
+    };
+    const count = (mine: ManifestEntry[], theirs: ManifestEntry[]) => {
+      const counter = changeCounter(manifest(mine));
+      for (const e of theirs) counter.see(e);
+      return counter.count;
+    };
+    const sorted = (l: ManifestEntry[]) => [...l].sort((x, y) => (x.path < y.path ? -1 : 1));
+    expect(naive()).toBeGreaterThan(50);
+    expect(count(sorted(next), sorted(prev))).toBe(naive());
+    expect(count(next, sorted(prev))).toBe(naive());
+    expect(count(sorted(next), prev)).toBe(naive());
+    expect(count(sorted(next), [...sorted(prev)].reverse())).toBe(naive());
   });
 });

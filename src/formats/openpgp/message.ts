@@ -1,9 +1,13 @@
+import fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { deflateSync } from 'node:zlib';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type * as openpgp from 'openpgp';
 import { openpgpLib } from './lib.js';
 import { CerberusError } from '../../errors.js';
+import { hashTap } from '../../fsutil.js';
 import { PacketFormatError } from './packet-stream.js';
 import { VolumeWriter, type VolumeWriterOptions } from './volume-writer.js';
 export type { VolumeWriter };
@@ -49,6 +53,14 @@ export async function volumeWriter(opts: Omit<VolumeWriterOptions, 'preamble' | 
 }
 
 /** A whole message in memory, by the same path as encryptStream. */
+/** Seals the file `input` into the file `output`, streamed; its size and sha256 on the way. */
+export async function sealFile(input: string, output: string, sealing: Sealing, compression: Compression): Promise<{ file: string; size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  await pipeline(await encryptStream(fs.createReadStream(input), sealing, compression), hashTap(hash, (n) => (size += n)), fs.createWriteStream(output));
+  return { file: output, size, sha256: hash.digest('hex') };
+}
+
 export async function encryptBuffer(data: Uint8Array, sealing: Sealing, compression: Compression): Promise<Uint8Array> {
   const { preamble, sessionKey } = await newSession(sealing);
   const out: Buffer[] = [];
