@@ -332,7 +332,9 @@ async function produceGeneration(input: ProduceInput): Promise<Produced> {
       compression,
       onVolume: async (v) => {
         const started = Date.now();
-        await writers.each((w) => w.put(v.name, fileBody(v.file), v.size, v.sha256));
+        // one target: the spooled volume is its own, to link where the file system allows
+        const handOver = writers.names().length === 1;
+        await writers.each((w) => w.put(v.name, fileBody(v.file), v.size, v.sha256, { handOver }));
         stats.uploadedBytes += v.size;
         const secs = Math.max((Date.now() - started) / 1000, 0.001);
         // a line per volume: on a slow uplink this is the only sign of life between files

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
-import { joinPath, removeTree, type Backend, type BodySource, type ObjectInfo } from '../storage/backend.js';
+import { joinPath, removeTree, type Backend, type BodySource, type ObjectInfo, type RequestOptions } from '../storage/backend.js';
 import { LEVELS, isGenerationId, type Level } from '../engine/levels.js';
 import { putBuffer, readSmall, sha256Hex } from './io.js';
 
@@ -198,8 +198,8 @@ export class GenerationWriter {
     await this.backend.mkdir(this.workDir);
   }
 
-  async put(name: string, body: BodySource, size: number, sha256: string): Promise<void> {
-    await this.backend.put(joinPath(this.workDir, name), body, size);
+  async put(name: string, body: BodySource, size: number, sha256: string, opts: RequestOptions = {}): Promise<void> {
+    await this.backend.put(joinPath(this.workDir, name), body, size, opts);
     this.sums.set(name, sha256);
     this.written.push({ name, size, isDir: false });
   }

@@ -54,6 +54,12 @@ export interface RequestOptions {
    * hard link shared with a committed generation.
    */
   unpublished?: boolean;
+  /**
+   * put with a file body (`fileBody`): the caller gives the file up and will only remove it, so
+   * a backend on the same file system may hard-link it into place rather than copy its bytes.
+   * Only for the file's one destination: two targets linked to one inode share their blocks.
+   */
+  handOver?: boolean;
 }
 
 /**

@@ -82,9 +82,14 @@ export class LocalBackend implements Backend {
     const dest = this.abs(p);
     const tmp = opts.unpublished === true ? dest : tmpPath(dest);
     try {
-      let fh = await openNew(tmp, (f) => fsp.open(f, 'wx'), () => makeDirs(path.dirname(dest)));
+      const makeFolder = () => makeDirs(path.dirname(dest));
+      // a spooled volume on this file system: linked, so its bytes are written to the disk once
+      const linked = body.file !== undefined && opts.handOver === true && (await linkNew(body.file, tmp, makeFolder));
+      let fh = linked ? await fsp.open(tmp, 'r+') : await openNew(tmp, (f) => fsp.open(f, 'wx'), makeFolder);
       try {
-        if (body.file !== undefined) {
+        if (linked) {
+          // complete already: its size and fsync below, as for a copy (which keeps its mode too)
+        } else if (body.file !== undefined) {
           // copy_file_range(2): the bytes never pass through this process
           await fh.close();
           await fsp.copyFile(body.file, tmp);
@@ -364,6 +369,25 @@ async function openNew<T>(file: string, open: (f: string) => T | Promise<T>, mak
     else throw err;
     return open(file);
   }
+}
+
+/**
+ * Hard-links `from` as the new name `file`: true when linked, false where the file systems
+ * differ or refuse links (EXDEV, EPERM, EMLINK, ENOTSUP), for the caller to copy instead.
+ */
+async function linkNew(from: string, file: string, makeFolder: () => Promise<void>): Promise<boolean> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fsp.link(from, file);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && attempt === 0) await makeFolder();
+      else if (code === 'EEXIST' && attempt === 0) fs.unlinkSync(file);
+      else return false;
+    }
+  }
+  return false;
 }
 
 function tmpPath(dest: string): string {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TargetConfig, TargetTransport } from '../../src/config/index.js';
-import { copyFolder, joinPath, openBackend, type Backend } from '../../src/storage/index.js';
+import { copyFolder, fileBody, joinPath, openBackend, type Backend } from '../../src/storage/index.js';
 import { startApache, type ApacheServer } from '../helpers/apache.js';
 import { startS3rver, type S3Server } from '../helpers/s3rver.js';
 import { TEST_TMP } from '../helpers/cli.js';
@@ -299,6 +299,15 @@ for (const subject of subjects) {
         for (const f of files) f.data = randomBytes(f.data.length + 7);
       }
       expect((await backend.list('unpublished')).map((e) => e.name)).toEqual(['u0', 'u1', 'u2']);
+    });
+
+    it('keeps a file handed over (handOver) after the caller removes it', async () => {
+      const data = randomBytes(300_000);
+      const file = path.join(await fsp.mkdtemp(path.join(TEST_TMP, 'cerberus-conf-spool-')), 'volume');
+      await fsp.writeFile(file, data);
+      await backend.put('handed/v', fileBody(file), data.length, { handOver: true });
+      await fsp.rm(path.dirname(file), { recursive: true });
+      expect((await readAll(backend, 'handed/v')).equals(data)).toBe(true);
     });
 
     it('takes concurrent puts', async () => {

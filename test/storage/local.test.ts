@@ -243,6 +243,28 @@ describe('LocalBackend', () => {
     }
   });
 
+  it('links a handed-over file into place on the same file system, and copies it otherwise', async () => {
+    const spool = path.join(root, 'spool');
+    await fsp.mkdir(spool);
+    const data = Buffer.alloc(70_000, 7);
+    for (const [name, handOver] of [['linked', true], ['copied', false]] as const) {
+      const file = path.join(spool, name);
+      await fsp.writeFile(file, data, { mode: 0o600 });
+      await b.put(`gen/${name}`, fileBody(file), data.length, { handOver });
+      const [src, dst] = await Promise.all([fsp.stat(file), fsp.stat(path.join(root, 'gen', name))]);
+      expect(dst.ino === src.ino, name).toBe(handOver);
+      expect(dst.mode & 0o777, name).toBe(0o600); // as the spool's, linked or copied
+      await fsp.rm(file); // what the caller does with a file it handed over
+      expect(await fsp.readFile(path.join(root, 'gen', name))).toEqual(data);
+    }
+    // the wrong size is refused after the link too, and nothing is left at the name
+    const file = path.join(spool, 'short');
+    await fsp.writeFile(file, data);
+    expect((await errorOf(b.put('gen/short', fileBody(file), data.length + 1, { handOver: true }))).code).toBe('STORAGE');
+    expect((await everything()).filter((e) => e.startsWith('gen/short') || e.includes('.tmp-'))).toEqual([]);
+    expect(await fsp.readFile(file)).toEqual(data);
+  });
+
   describe('deferred durability (deferSync, flush)', () => {
     const deferred = (backend: LocalBackend, p: string, data: Buffer, size = data.length) =>
       backend.put(p, () => Readable.from([data]), size, { deferSync: true });
