@@ -84,7 +84,10 @@ export function readWhole(abs: string, buffer: Buffer): { data: Buffer; before: 
 export async function writeParts(file: string, parts: Iterable<Uint8Array>): Promise<void> {
   const fh = await fsp.open(file, 'w');
   try {
-    for (const part of parts) await fh.write(part);
+    for (const part of parts) {
+      // write(2) may take less than it was given
+      for (let off = 0; off < part.length; ) off += (await fh.write(part, off, part.length - off)).bytesWritten;
+    }
   } finally {
     await fh.close();
   }

@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { makeDirs } from '../fsutil.js';
+import { makeDirs, writeParts } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
 import { manifestParts, parseManifest, type Manifest, type ManifestEntry } from './manifest.js';
@@ -39,14 +39,7 @@ async function writeAtomic(file: string, data: string | Uint8Array | Iterable<Ui
     await makeDirs(path.dirname(file));
     if (typeof data === 'object' && 'from' in data) await fsp.copyFile(data.from, tmp);
     else if (typeof data === 'string' || data instanceof Uint8Array) await fsp.writeFile(tmp, data);
-    else {
-      const fh = await fsp.open(tmp, 'w');
-      try {
-        for (const part of data) await fh.write(part);
-      } finally {
-        await fh.close();
-      }
-    }
+    else await writeParts(tmp, data);
     await fsp.rename(tmp, file);
   } catch (err) {
     await fsp.rm(tmp, { force: true });
