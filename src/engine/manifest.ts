@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CerberusError } from '../errors.js';
 import { LEVELS } from './levels.js';
-import { joinedBytes, jsonObjectParts, readJsonLines } from '../text-bytes.js';
+import { joinedBytes, jsonObjectParts, readJsonLines, wholeBytes, type ByteSource } from '../text-bytes.js';
 
 /**
  * The manifest: the FULL state at one restore point, and for each file which generation of
@@ -112,7 +112,7 @@ export type Manifest = z.infer<typeof manifestSchema>;
  * `each`, the entries go to it one by one and are not kept (the result's list is empty, and
  * the whole-list check for paths through links is left out): for a scan that only counts.
  */
-export function parseManifest(json: string | Uint8Array, what: string, each?: (e: ManifestEntry) => void): Manifest {
+export function parseManifest(json: string | ByteSource, what: string, each?: (e: ManifestEntry) => void): Manifest {
   const malformed = (issue: z.core.$ZodIssue | undefined, prefix: string) => {
     const where = issue ? [prefix, ...issue.path].filter((p) => p !== '').join('.') : prefix;
     const kind = issue?.message === 'unsafe path' ? 'UNSAFE_PATH' : 'INTEGRITY';
@@ -126,7 +126,7 @@ export function parseManifest(json: string | Uint8Array, what: string, each?: (e
   try {
     const lines =
       typeof json !== 'string' &&
-      readJsonLines(Buffer.from(json.buffer, json.byteOffset, json.byteLength), (item, i) => {
+      readJsonLines(json, (item, i) => {
         let entry: ManifestEntry;
         if (isPlainEntry(item)) entry = item;
         else {
@@ -138,7 +138,7 @@ export function parseManifest(json: string | Uint8Array, what: string, each?: (e
         else entries.push(entry);
       });
     byLine = lines !== false;
-    raw = lines ? lines.head : JSON.parse(typeof json === 'string' ? json : Buffer.from(json).toString('utf8'));
+    raw = lines ? lines.head : JSON.parse(typeof json === 'string' ? json : wholeBytes(json).toString('utf8'));
   } catch (err) {
     if (err instanceof CerberusError) throw err;
     throw new CerberusError('INTEGRITY', `${what} is not valid JSON: ${(err as Error).message}`);

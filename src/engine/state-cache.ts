@@ -5,7 +5,7 @@ import { makeDirs, writeParts } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
 import { manifestParts, parseManifest, type Manifest, type ManifestEntry } from './manifest.js';
-import { jsonArrayParts, readJsonLines } from '../text-bytes.js';
+import { fileBytes, jsonArrayParts, readJsonLines, wholeBytes, type ByteSource } from '../text-bytes.js';
 
 /**
  * The local state cache. Per repository it keeps the plaintext manifests of the generations
@@ -71,18 +71,18 @@ export class StateCache {
   /** `each`: see parseManifest; the entries go to it, and the result's list is empty. */
   async loadManifest(id: string, each?: (e: ManifestEntry) => void): Promise<Manifest | undefined> {
     const file = path.join(this.repoDir, `${id}.json`);
-    let bytes: Buffer;
     try {
-      bytes = await fsp.readFile(file);
-    } catch {
-      return undefined;
-    }
-    try {
-      const m = parseManifest(bytes, file, each);
+      // read a piece at a time: a big source's manifest is tens of MB
+      const m = parseManifest(fileBytes(file), file, each);
       return m.id === id ? m : undefined;
     } catch {
-      return undefined; // a damaged cache is a missing cache: the next generation is full
+      return undefined; // missing, or damaged: a damaged cache is a missing cache (the next generation is full)
     }
+  }
+
+  /** Whether the cache holds a manifest of `id`, without reading it (loadManifest may still find it damaged). */
+  async hasManifest(id: string): Promise<boolean> {
+    return fsp.stat(path.join(this.repoDir, `${id}.json`)).then((s) => s.isFile(), () => false);
   }
 
   /** `json`: the manifest already serialized, as bytes or in a file, when the caller has it (megabytes for a big source) */
@@ -91,21 +91,22 @@ export class StateCache {
   }
 
   /** Another record kept per generation (`<id>.<kind>.json`), such as a vault's state. */
-  async loadRecord(id: string, kind: string): Promise<string | undefined> {
+  async loadRecord(id: string, kind: string): Promise<ByteSource | undefined> {
     return this.loadFile(`${id}.${kind}.json`);
   }
 
-  async saveRecord(id: string, kind: string, text: string): Promise<void> {
-    await this.saveFile(`${id}.${kind}.json`, text);
+  async saveRecord(id: string, kind: string, data: Iterable<Uint8Array>): Promise<void> {
+    await this.saveFile(`${id}.${kind}.json`, data);
   }
 
   /** A file of the repository's cache that `retain` never drops: names not ending in .json. */
-  async loadFile(name: string): Promise<string | undefined> {
-    return fsp.readFile(path.join(this.repoDir, name), 'utf8').catch(() => undefined);
+  async loadFile(name: string): Promise<ByteSource | undefined> {
+    const file = path.join(this.repoDir, name);
+    return (await fsp.stat(file).then((s) => s.isFile(), () => false)) ? fileBytes(file) : undefined;
   }
 
-  async saveFile(name: string, text: string): Promise<void> {
-    await writeAtomic(path.join(this.repoDir, name), text);
+  async saveFile(name: string, data: Iterable<Uint8Array>): Promise<void> {
+    await writeAtomic(path.join(this.repoDir, name), data);
   }
 
   /** Drops cached manifests (and other records) of generations that can no longer be parents. */
@@ -125,10 +126,10 @@ export class StateCache {
   async loadHashes(): Promise<Map<string, HashRecord>> {
     try {
       // [path, record] pairs a line; older caches are one line, pairs or an object keyed by path
-      const bytes = await fsp.readFile(path.join(this.jobDir, 'hashes.json'));
+      const bytes = fileBytes(path.join(this.jobDir, 'hashes.json'));
       const map = new Map<string, HashRecord>();
       if (readJsonLines(bytes, (pair) => map.set(...(pair as [string, HashRecord])))) return map;
-      const raw = JSON.parse(bytes.toString('utf8')) as Array<[string, HashRecord]> | Record<string, HashRecord>;
+      const raw = JSON.parse(wholeBytes(bytes).toString('utf8')) as Array<[string, HashRecord]> | Record<string, HashRecord>;
       return new Map(Array.isArray(raw) ? raw : Object.entries(raw));
     } catch {
       return new Map();

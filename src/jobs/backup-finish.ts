@@ -267,21 +267,34 @@ export function standaloneManifest(job: JobConfig, opts: BackupOptions, level: L
  * The guards for a standalone generation against the state before it. A dump differs every
  * run: the report counts it as changed, the mass-change guard leaves it out.
  */
-export function standaloneGuards(
+/**
+ * The guards of a generation that stands alone. `previous`: the newest generation's manifest,
+ * or its loader, which streams the entries to `see` (then they are never all in memory).
+ */
+export async function standaloneGuards(
   job: JobConfig,
   manifest: Manifest,
-  previous: Manifest | undefined,
+  previous: Manifest | ((see: (e: ManifestEntry) => void) => Promise<Manifest | undefined>) | undefined,
   rootsMissing: string[],
   dumpPaths: Set<string>,
-): { changedFiles: number; suspicious: string[] } {
-  const changedFiles = changedSince(manifest, previous);
-  const dumpsChanged = dumpPaths.size > 0 ? changedSince({ ...manifest, entries: manifest.entries.filter((e) => dumpPaths.has(e.path)) }, previous) : 0;
+): Promise<{ changedFiles: number; suspicious: string[] }> {
+  const counter = changeCounter(manifest);
+  // a dump differs every run: counted as changed, but not by the mass-change guard
+  const dumps = dumpPaths.size > 0 ? changeCounter({ ...manifest, entries: manifest.entries.filter((e) => dumpPaths.has(e.path)) }) : undefined;
+  const see = (e: ManifestEntry) => {
+    counter.see(e);
+    dumps?.see(e);
+  };
+  let last: Manifest | undefined;
+  if (typeof previous === 'function') last = await previous(see);
+  else if (previous) for (const e of (last = previous).entries) see(e);
+  const changedFiles = last ? counter.count : 0;
   const suspicious = checkGuards(
     {
       rootsMissing,
       current: { files: manifest.stats.files, bytes: manifest.stats.bytes },
-      previous: previous ? { files: previous.stats.files, bytes: previous.stats.bytes } : undefined,
-      changedFiles: changedFiles - dumpsChanged,
+      previous: last ? { files: last.stats.files, bytes: last.stats.bytes } : undefined,
+      changedFiles: changedFiles - (last ? (dumps?.count ?? 0) : 0),
     },
     job.guards,
   );

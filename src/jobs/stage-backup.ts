@@ -91,7 +91,7 @@ async function stageTarget(job: JobConfig, target: LocalTargetConfig, opts: Back
       if (lastRead) await opts.hooks?.sourceRead();
       const { stats } = tree;
       manifest = standaloneManifest(job, opts, level, id, tree.entries, stats);
-      ({ changedFiles, suspicious } = standaloneGuards(job, manifest, previous, tree.rootsMissing, new Set(dumps.map((d) => d.path))));
+      ({ changedFiles, suspicious } = await standaloneGuards(job, manifest, previous, tree.rootsMissing, new Set(dumps.map((d) => d.path))));
       reporter.info(
         `${stats.files} files (${formatBytes(stats.bytes)}): ${stats.storedFiles} copied (${formatBytes(stats.storedBytes)}), ${tree.linked} linked, ${stats.deleted} deleted since the last generation`,
       );

@@ -319,7 +319,7 @@ export async function runSyncDown(job: JobConfig, opts: SyncDownOptions): Promis
       await fsp.rm(path.join(to, local.get(rel)!.entry.path), { recursive: true, force: true });
     }
     changes.deleted.reverse();
-    if (!opts.dryRun) await saveMirrorCache(cache, { format: 1, entries: records });
+    if (!opts.dryRun) await saveMirrorCache(cache, { entries: records });
     opts.reporter.info(`${to}: ${changes.added.length} added, ${changes.changed.length} changed, ${changes.deleted.length} deleted; ${formatBytes(bytes)} downloaded`);
     return { job: job.name, direction: 'down', targets: [{ target: target.name, status: opts.dryRun ? 'dry-run' : 'synced', changes, bytes, problems: [] }] };
   } finally {

@@ -3,20 +3,21 @@ import path from 'node:path';
 import type { CryptomatorEncryption, JobConfig, TargetConfig } from '../config/index.js';
 import { CerberusError, describeError } from '../errors.js';
 import { chooseLevel } from '../engine/levels.js';
-import type { Manifest } from '../engine/manifest.js';
+import { manifestParts, type Manifest, type ManifestEntry } from '../engine/manifest.js';
 import { StateCache } from '../engine/state-cache.js';
 import { statEntry, type SourceEntry } from '../engine/walk.js';
 import { writeVaultConfig } from '../formats/cryptomator/index.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, type Generation } from '../repository/generations.js';
 import { sha256Hex } from '../repository/io.js';
+import { writeParts } from '../fsutil.js';
 import { acquireLock } from '../repository/lock.js';
 import { copyFolder, joinPath, removeTree, type Backend } from '../storage/index.js';
 import { formatBytes } from '../report/format.js';
 import { PhaseLog } from '../report/phases.js';
 import { UPLOAD_PHASE } from '../report/run-report.js';
 import { applyToVault } from '../vault/apply.js';
-import { encryptManifest, loadVaultState, saveVaultState, VAULT_CONFIG, VAULT_DATA, VAULT_MANIFEST, VAULT_SUMS, vaultSumsText } from '../vault/generation.js';
+import { loadVaultState, putSealedFile, saveVaultState, VAULT_CONFIG, VAULT_DATA, VAULT_MANIFEST, VAULT_SUMS, vaultSumsParts } from '../vault/generation.js';
 import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
 import type { VaultState } from '../vault/state.js';
 import { checkDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
@@ -82,8 +83,8 @@ async function backupTargetStages(
     const cache = new StateCache(opts.stateDir, job.name, descriptor.id);
     const { listing, newest, id, trusted } = await listForRun(backend, target.name, opts.now);
     const level = chooseLevel(opts.now, trusted, job.timezone);
-    const previousManifest = newest ? await cache.loadManifest(newest.id) : undefined;
-    let previous: VaultState | undefined = newest && previousManifest ? await loadVaultState(cache, newest.id) : undefined;
+    // the newest manifest is read only where needed, a stream for the guards: a big source's is tens of MB
+    let previous: VaultState | undefined = newest && (await cache.hasManifest(newest.id)) ? await loadVaultState(cache, newest.id, keys) : undefined;
     const canCopy = backend.copyTree !== undefined || backend.copy !== undefined;
     if (newest && !previous) {
       reporter.info(`${target.name}: the state cache does not know ${newest.level}/${newest.id}, so this vault is uploaded whole`);
@@ -100,6 +101,7 @@ async function backupTargetStages(
     const writer = new GenerationWriter(backend, level, id);
     let generation: Generation | undefined;
     let spool: string | undefined;
+    let manifestJson: { from: string } | undefined;
     try {
       if (!opts.dryRun) {
         await writer.begin();
@@ -112,14 +114,17 @@ async function backupTargetStages(
       if (job.source.databases.length > 0) {
         await checkDumpFolder(job);
         if (!opts.dryRun) spool = await cache.scratch();
-        extra = await dumpsForVault(job, spool, previousManifest, opts);
+        extra = await dumpsForVault(job, spool, opts.dryRun && newest ? await cache.loadManifest(newest.id) : undefined, opts);
       }
       const applied = await applyToVault({
         backend,
         root: writer.workDir,
         keys,
         previous,
-        previousEntries: new Map((previousManifest?.entries ?? []).map((e) => [e.path, e])),
+        previousEntries: async () => {
+          const last = newest && (await cache.loadManifest(newest.id));
+          return new Map((last?.entries ?? []).map((e) => [e.path, e]));
+        },
         source: job.source,
         oldHashes: opts.replica?.hashes ?? (opts.rehash ? new Map() : await cache.loadHashes()),
         dryRun: opts.dryRun,
@@ -137,7 +142,8 @@ async function backupTargetStages(
       if (lastRead) await opts.hooks?.sourceRead();
       const { stats } = applied;
       const manifest = standaloneManifest(job, opts, level, id, applied.entries, stats);
-      const { changedFiles, suspicious } = standaloneGuards(job, manifest, previousManifest, applied.rootsMissing, new Set(extra?.files.map((f) => f.path)));
+      const last = newest && ((see: (e: ManifestEntry) => void) => cache.loadManifest(newest.id, see));
+      const { changedFiles, suspicious } = await standaloneGuards(job, manifest, last, applied.rootsMissing, new Set(extra?.files.map((f) => f.path)));
       reporter.info(
         `${stats.files} files (${formatBytes(stats.bytes)}), ${stats.storedFiles} encrypted and uploaded (${formatBytes(stats.storedBytes)}), ${stats.deleted} removed since the last vault`,
       );
@@ -149,8 +155,12 @@ async function backupTargetStages(
         const put = (name: string, data: Buffer) => writer.putBuffer(name, data, sha256Hex(data));
         await put(MASTERKEY_FILE, Buffer.from(masterkeyText));
         await put(VAULT_CONFIG, Buffer.from(writeVaultConfig(keys)));
-        await put(VAULT_MANIFEST, encryptManifest(keys, manifest));
-        await put(VAULT_SUMS, vaultSumsText(applied.state.objects ?? {}));
+        // the manifest goes through a file, sealed as it is read: as one buffer it is tens of MB twice
+        spool ??= await cache.scratch();
+        manifestJson = { from: path.join(spool, 'manifest.json') };
+        await writeParts(manifestJson.from, manifestParts(manifest));
+        await putSealedFile(writer, VAULT_MANIFEST, manifestJson.from, keys);
+        await put(VAULT_SUMS, Buffer.concat([...vaultSumsParts(keys, applied.state)]));
         await put(INFO, Buffer.from(JSON.stringify(info, null, 2) + '\n'));
         reporter.phase(`committing ${level}/${id} on ${target.name} (${backend.description})`);
         await writer.commit();
@@ -164,7 +174,7 @@ async function backupTargetStages(
       return await finishTarget(
         job,
         { target, backend, cache, listing, level, id, parent: null },
-        { manifest, hashes: applied.hashes, problems: applied.problems, unreadable: applied.unreadable, stats: { ...stats, changedFiles } },
+        { manifest, ...(manifestJson ? { manifestJson } : {}), hashes: applied.hashes, problems: applied.problems, unreadable: applied.unreadable, stats: { ...stats, changedFiles } },
         { ...(generation ? { generation } : {}), suspicious, changedFiles },
         opts,
       );

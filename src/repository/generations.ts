@@ -198,9 +198,10 @@ export class GenerationWriter {
     await this.backend.mkdir(this.workDir);
   }
 
-  async put(name: string, body: BodySource, size: number, sha256: string, opts: RequestOptions = {}): Promise<void> {
+  /** `sha256`: the body's digest, or what gives it once the body was sent (a stream hashed on its way) */
+  async put(name: string, body: BodySource, size: number, sha256: string | (() => string), opts: RequestOptions = {}): Promise<void> {
     await this.backend.put(joinPath(this.workDir, name), body, size, opts);
-    this.sums.set(name, sha256);
+    this.sums.set(name, typeof sha256 === 'string' ? sha256 : sha256());
     this.written.push({ name, size, isDir: false });
   }
 

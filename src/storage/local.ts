@@ -5,6 +5,7 @@ import { makeDirs } from '../fsutil.js';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { CerberusError, ioError } from '../errors.js';
 import { StorageError } from './errors.js';
@@ -324,25 +325,33 @@ export class LocalBackend implements Backend {
       throw ioError(err, what);
     }
     try {
-      // folders still to copy; one open directory at a time, however large the tree
+      // Folders still to copy; one open directory at a time, however large the tree. Each
+      // folder is copied with synchronous calls, and the event loop gets its turn between
+      // folders: a vault of 45,000 files took 3.2 s by the thread pool and 1.2 s so (cp -al: 1.0 s).
       const pending = [''];
       for (let rel = pending.pop(); rel !== undefined; rel = pending.pop()) {
-        for await (const e of await fsp.opendir(path.join(src, rel))) {
-          opts.signal?.throwIfAborted();
-          if (e.name.startsWith(TMP_PREFIX)) continue; // a put in flight: not part of the folder yet
-          const child = path.join(rel, e.name);
-          if (e.isDirectory()) {
-            await fsp.mkdir(path.join(dest, child));
-            pending.push(child);
-          } else if (e.isFile()) {
-            await fsp.link(path.join(src, child), path.join(dest, child));
-          } else {
-            // a link would share the target between both copies, or point outside the repository
-            throw new StorageError(`${this.description}: copy ${from} to ${to}: ${path.join(from, child)} is ${e.isSymbolicLink() ? 'a symbolic link' : 'not a file or folder'}`, {
-              retryable: false,
-              hint: 'a repository holds only files and folders; remove it',
-            });
+        await nextTurn();
+        opts.signal?.throwIfAborted();
+        const folder = fs.opendirSync(path.join(src, rel));
+        try {
+          for (let e = folder.readSync(); e !== null; e = folder.readSync()) {
+            if (e.name.startsWith(TMP_PREFIX)) continue; // a put in flight: not part of the folder yet
+            const child = path.join(rel, e.name);
+            if (e.isDirectory()) {
+              fs.mkdirSync(path.join(dest, child));
+              pending.push(child);
+            } else if (e.isFile()) {
+              fs.linkSync(path.join(src, child), path.join(dest, child));
+            } else {
+              // a link would share the target between both copies, or point outside the repository
+              throw new StorageError(`${this.description}: copy ${from} to ${to}: ${path.join(from, child)} is ${e.isSymbolicLink() ? 'a symbolic link' : 'not a file or folder'}`, {
+                retryable: false,
+                hint: 'a repository holds only files and folders; remove it',
+              });
+            }
           }
+        } finally {
+          folder.closeSync();
         }
       }
     } catch (err) {

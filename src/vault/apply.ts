@@ -41,8 +41,8 @@ export interface ApplyOptions {
   keys: CryptomatorKeys;
   /** what the vault at `root` holds now; undefined for an empty (new) vault */
   previous: VaultState | undefined;
-  /** the last manifest entries by path: kept for whatever cannot be read this time */
-  previousEntries?: Map<string, ManifestEntry>;
+  /** the last manifest's entries by path, kept for whatever cannot be read this time: loaded only then */
+  previousEntries?: () => Promise<ReadonlyMap<string, ManifestEntry>>;
   source: { paths: string[]; exclude: string[] };
   oldHashes: Map<string, HashRecord>;
   dryRun: boolean;
@@ -104,6 +104,8 @@ interface DirContext {
   skip: boolean;
 }
 
+const objectSha = (o: VaultObject): string => createHash('sha256').update(o.data).digest('hex');
+
 /** The objects a node owns directly (not its folder): what to delete when it goes. */
 function nodeFolderOf(r: VaultRecord): string | undefined {
   return r.type === 'file' && !r.shortened ? undefined : r.node;
@@ -112,7 +114,8 @@ function nodeFolderOf(r: VaultRecord): string | undefined {
 export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   const { backend, root, keys, reporter, dryRun } = opts;
   const prev = opts.previous?.entries ?? {};
-  const objects = new Map<string, string>(Object.entries(opts.previous?.objects ?? {}));
+  let lastEntries: Promise<ReadonlyMap<string, ManifestEntry>> | undefined;
+  const previousEntries = () => (lastEntries ??= opts.previousEntries?.() ?? Promise.resolve(new Map()));
   const entries: Record<string, VaultRecord> = {};
   const manifest: ManifestEntry[] = [];
   const inManifest = new Set<string>();
@@ -148,7 +151,6 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   const putObject = async (o: VaultObject) => {
     if (dryRun) return;
     await backend.put(at(o.path), () => Readable.from([o.data]), o.data.length, DEFER);
-    objects.set(o.path, createHash('sha256').update(o.data).digest('hex'));
     stats.uploadedBytes += o.data.length;
   };
   const putObjects = async (list: VaultObject[]) => {
@@ -163,20 +165,18 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     const folder = nodeFolderOf(r);
     if (folder) await removeTree(backend, at(folder));
     else await backend.remove(at(r.node));
-    forgetObjects((k) => k === r.node || k.startsWith(r.node + '/'));
-  };
-  const forgetObjects = (gone: (k: string) => boolean) => {
-    for (const k of objects.keys()) if (gone(k)) objects.delete(k);
   };
 
   // the root folder exists in every vault; a new vault gets its dirid.c9r here
   const rootDir: DirContext = { path: '', dirId: '', folder: dirFolder(keys, COMBO, '').folder, names: new Set(), skip: false };
-  if (!prev['']) {
+  const rootRecord = prev[''];
+  if (rootRecord) entries[''] = rootRecord;
+  else {
     const { folder, objects: own } = dirFolder(keys, COMBO, '');
     await mkdir(folder);
     await putObjects(own);
+    entries[''] = { type: 'dir', node: '', shortened: false, dirId: '', ct: objectSha(own[0]!) };
   }
-  entries[''] = { type: 'dir', node: '', shortened: false, dirId: '' };
   const stack: DirContext[] = [rootDir];
   const top = () => stack[stack.length - 1]!;
 
@@ -196,12 +196,12 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   };
 
   /** Keeps what is below an unreadable path as the previous state had it. */
-  const carryOver = (p: string) => {
+  const carryOver = async (p: string) => {
     const key = vaultKey(p);
     for (const [k, r] of Object.entries(prev)) {
       if (k !== '' && (k === key || k.startsWith(key + '/') || key === '') && !entries[k]) entries[k] = r;
     }
-    for (const [k, e] of opts.previousEntries ?? []) {
+    for (const [k, e] of await previousEntries()) {
       if ((k === p || k.startsWith(p + '/') || p === '') && !inManifest.has(k)) addEntry(e);
     }
   };
@@ -210,7 +210,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   const stored = (e: SourceEntry, record: VaultRecord, isNew: boolean, content: string, before: fs.BigIntStats, sha256: string, ctSha256: string) => {
     const size = Number(before.size);
     const ctSize = ciphertextSize(COMBO, size);
-    objects.set(content, ctSha256);
+    record.ct = ctSha256;
     record.size = size;
     record.ctSize = ctSize;
     record.sha256 = sha256;
@@ -310,9 +310,10 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
       return;
     }
     const node = childNode(keys, parent.folder, parent.dirId, e.path.slice(e.path.lastIndexOf('/') + 1));
-    const record: VaultRecord = { type: 'file', node: node.node, shortened: node.shortened };
-    entries[key] = record;
     const isNew = old?.type !== 'file';
+    // a changed file keeps its node, and a shortened one its name.c9s
+    const record: VaultRecord = { type: 'file', node: node.node, shortened: node.shortened, ...(!isNew && old.ns ? { ns: old.ns } : {}) };
+    entries[key] = record;
     if (old && old.type !== 'file') await removeNode(old);
     if (dryRun) {
       record.size = e.size;
@@ -326,6 +327,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     if (isNew && node.shortened) {
       await mkdir(node.node);
       await putObjects(node.objects);
+      record.ns = objectSha(node.objects[0]!);
     }
     await pool.run(async () => {
       try {
@@ -335,13 +337,15 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
         if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EIO' && code !== 'ENXIO') throw err;
         unreadable++;
         problem(`cannot read ${e.abs}: ${code}${old?.type === 'file' ? '; its last backed-up version is kept' : ''}`);
-        const last = opts.previousEntries?.get(e.path);
+        const last = (await previousEntries()).get(e.path);
         if (old?.type === 'file' && last) {
           // the upload never replaced the old content: a put is whole or nothing
           entries[key] = old;
           addEntry(last);
         } else {
           delete entries[key];
+          // a new long name's folder holds only name.c9s: no node for the apps, nor for the sums
+          if (isNew && node.shortened) await removeTree(backend, at(node.node));
         }
       }
     });
@@ -359,12 +363,15 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
       return;
     }
     const node = childNode(keys, parent.folder, parent.dirId, e.path.slice(e.path.lastIndexOf('/') + 1));
-    entries[key] = { type: 'symlink', node: node.node, shortened: node.shortened, target };
+    const link = symlinkNodeObjects(keys, COMBO, node, target);
+    // a changed link keeps its node, and a shortened one its name.c9s
+    const names = old?.type === 'symlink' ? [] : node.objects;
+    const ns = names[0] ? objectSha(names[0]) : old?.type === 'symlink' ? old.ns : undefined;
+    entries[key] = { type: 'symlink', node: node.node, shortened: node.shortened, target, ct: objectSha(link[0]!), ...(ns ? { ns } : {}) };
     (old ? changes.changed : changes.added).push(e.path);
     if (old && old.type !== 'symlink') await removeNode(old);
     if (old?.type !== 'symlink') await mkdir(node.node);
-    const own = [...symlinkNodeObjects(keys, COMBO, node, target), ...(old?.type === 'symlink' ? [] : node.objects)];
-    await putObjects(own);
+    await putObjects([...link, ...names]);
   };
 
   const onEnter = async (e: SourceEntry) => {
@@ -385,7 +392,8 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     const node = childNode(keys, parent.folder, parent.dirId, e.path.slice(e.path.lastIndexOf('/') + 1));
     const dirId = newDirId();
     const { folder, objects: own } = dirFolder(keys, COMBO, dirId);
-    entries[key] = { type: 'dir', node: node.node, shortened: node.shortened, dirId };
+    const ns = node.objects[0] ? objectSha(node.objects[0]) : undefined;
+    entries[key] = { type: 'dir', node: node.node, shortened: node.shortened, dirId, ct: objectSha(own[0]!), ...(ns ? { ns } : {}) };
     (old ? changes.changed : changes.added).push(e.path);
     if (old) await removeNode(old);
     await mkdir(node.node);
@@ -407,7 +415,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
         if (skipping) break;
         unreadable++;
         problem(`cannot read ${ev.abs}: ${ev.error.code ?? ev.error.message}; its last backed-up state is kept`);
-        carryOver(ev.path);
+        await carryOver(ev.path);
         break;
       case 'enter':
         await onEnter(ev.entry);
@@ -447,38 +455,25 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     rootsMissing,
   });
   const goneDirs = new Set(gone.filter(([, r]) => r.type === 'dir').map(([k]) => k));
-  const removedFolders = new Set<string>();
   for (const [k, r] of gone) {
     changes.deleted.push(k);
     stats.deleted++;
     if (dryRun) continue;
     if (!goneDirs.has(parentOf(k))) {
       const folder = nodeFolderOf(r);
-      if (folder) {
-        removedFolders.add(folder);
-        await pool.run(() => removeTree(backend, at(folder)));
-      } else {
-        await pool.run(() => backend.remove(at(r.node)));
-        objects.delete(r.node);
-      }
+      if (folder) await pool.run(() => removeTree(backend, at(folder)));
+      else await pool.run(() => backend.remove(at(r.node)));
     }
     if (r.type === 'dir' && r.dirId !== undefined) {
       const { folder } = dirFolder(keys, COMBO, r.dirId);
-      removedFolders.add(folder);
       await pool.run(() => removeTree(backend, at(folder)));
     }
   }
   await pool.drain();
-  if (removedFolders.size > 0) {
-    // `d/XX/YYY…` and `d/XX/YYY…/<node>` are the prefixes that can hold a removed object
-    forgetObjects((k) => {
-      const parts = k.split('/');
-      return removedFolders.has(parts.slice(0, 3).join('/')) || removedFolders.has(parts.slice(0, 4).join('/'));
-    });
-  }
   reporter.endProgress();
 
-  const state: VaultState = { format: 1, entries, ...(opts.previous?.objects || !opts.previous ? { objects: Object.fromEntries(objects) } : {}) };
+  // the state's records say which objects the vault holds: what was removed is in none
+  const state: VaultState = { entries };
   return { state, entries: manifest, hashes, changes, stats, problems, unreadable, rootsMissing };
 }
 

@@ -1,11 +1,16 @@
+import fsp from 'node:fs/promises';
 import { CerberusError } from '../errors.js';
-import { manifestBytes, parseManifest, type Manifest } from '../engine/manifest.js';
+import { parseManifest, type Manifest } from '../engine/manifest.js';
 import type { StateCache } from '../engine/state-cache.js';
-import { decryptBuffer, encryptBuffer, type CryptomatorKeys } from '../formats/cryptomator/index.js';
-import { formatSums, parseSums, SUMS, type Generation } from '../repository/generations.js';
+import { ciphertextSize, decryptBuffer, SealEngine, type CryptomatorKeys } from '../formats/cryptomator/index.js';
+import { parseSums, SUMS, type Generation, type GenerationWriter } from '../repository/generations.js';
 import { readSmall, sha256Hex } from '../repository/io.js';
 import { joinPath, type Backend } from '../storage/index.js';
-import { parseVaultState, type VaultState } from './state.js';
+import { joinedParts } from '../text-bytes.js';
+import { sealedFile, type SealedFile } from './sealed-file.js';
+import { parseVaultState, stateParts, vaultObjects, type VaultState } from './state.js';
+
+const COMBO = 'SIV_GCM' as const;
 
 /**
  * A Cryptomator generation: a whole vault (`masterkey.cryptomator`, `vault.cryptomator`,
@@ -21,25 +26,40 @@ export const VAULT_DATA = 'd';
 
 const STATE_KIND = 'vault';
 
-export async function loadVaultState(cache: StateCache, id: string): Promise<VaultState | undefined> {
-  const text = await cache.loadRecord(id, STATE_KIND);
-  return text === undefined ? undefined : parseVaultState(text);
+/** `keys` read a state cached by an older version (see parseVaultState). */
+export async function loadVaultState(cache: StateCache, id: string, keys: CryptomatorKeys): Promise<VaultState | undefined> {
+  const bytes = await cache.loadRecord(id, STATE_KIND);
+  return bytes === undefined ? undefined : parseVaultState(bytes, keys);
 }
 
 export async function saveVaultState(cache: StateCache, id: string, state: VaultState): Promise<void> {
-  await cache.saveRecord(id, STATE_KIND, JSON.stringify(state));
+  await cache.saveRecord(id, STATE_KIND, stateParts(state));
 }
 
-export function encryptManifest(keys: CryptomatorKeys, m: Manifest): Buffer {
-  return encryptBuffer('SIV_GCM', keys, manifestBytes(m));
-}
-
-export function vaultSumsText(objects: Record<string, string>): Buffer {
-  return Buffer.from(formatSums(new Map(Object.entries(objects))));
+/** VAULT.SHA256SUMS of the vault `state` describes, in `sha256sum -c` order. */
+export function vaultSumsParts(keys: CryptomatorKeys, state: VaultState): Generator<Buffer> {
+  const objects = [...vaultObjects(keys, state)].sort(([a], [b]) => (a < b ? -1 : 1));
+  return joinedParts(objects, ([name, hash]) => `${hash}  ${name}\n`, '');
 }
 
 function where(backend: Backend, g: Generation): string {
   return `${backend.description} ${g.level}/${g.id}`;
+}
+
+/** Puts the local `file` into the generation as a vault file (as `VAULT_MANIFEST` is), sealed as it is read. */
+export async function putSealedFile(writer: GenerationWriter, name: string, file: string, keys: CryptomatorKeys): Promise<void> {
+  const { size } = await fsp.stat(file);
+  let last: SealedFile['outcome'] | undefined;
+  const body = () => {
+    // a retry seals afresh, under new nonces: the digest is the last attempt's
+    const sealed = sealedFile(file, size, new SealEngine(COMBO, keys).file(), () => undefined);
+    last = sealed.outcome;
+    return sealed.body;
+  };
+  await writer.put(name, body, ciphertextSize(COMBO, size), () => {
+    if (last?.digests === undefined || last.sourceBytes !== size) throw new CerberusError('INTERNAL', `${file} changed while it was sealed into ${name}`);
+    return last.digests.ctSha256;
+  });
 }
 
 /** Checks a committed vault generation's own files against SHA256SUMS (no key needed). */

@@ -3,7 +3,7 @@ import { walkVault, type OpenedVault, type VaultDamage, type VaultEntry } from '
 import { openVaultAt } from './keys.js';
 import { joinPath, type Backend } from '../storage/index.js';
 import { VAULT_CONFIG } from './generation.js';
-import { parseVaultState, type VaultRecord, type VaultState } from './state.js';
+import { parseVaultState, stateParts, type VaultRecord, type VaultState } from './state.js';
 
 /**
  * The mirror: one always-current vault at `<repo>/mirror/`, kept equal to the source by
@@ -16,12 +16,12 @@ export const MIRROR_DIR = 'mirror';
 const CACHE_FILE = 'mirror.state';
 
 export async function loadMirrorCache(cache: StateCache): Promise<VaultState | undefined> {
-  const text = await cache.loadFile(CACHE_FILE);
-  return text === undefined ? undefined : parseVaultState(text);
+  const bytes = await cache.loadFile(CACHE_FILE);
+  return bytes === undefined ? undefined : parseVaultState(bytes);
 }
 
 export async function saveMirrorCache(cache: StateCache, state: VaultState): Promise<void> {
-  await cache.saveFile(CACHE_FILE, JSON.stringify({ ...state, objects: undefined }));
+  await cache.saveFile(CACHE_FILE, stateParts(state));
 }
 
 export async function mirrorExists(backend: Backend): Promise<boolean> {
@@ -62,5 +62,5 @@ export async function readMirror(vault: OpenedVault, cached: VaultState | undefi
       records[e.path] = { type: 'file', node: e.node, shortened, size: e.size, ctSize: e.ctSize, ...(same ? { sha256: was.sha256 } : {}) };
     }
   }
-  return { vault, state: { format: 1, entries: records }, entries, damage };
+  return { vault, state: { entries: records }, entries, damage };
 }
