@@ -12,6 +12,7 @@ import {
   dirNodeObjects,
   fileContentPath,
   newDirId,
+  SEAL_PIECE,
   SealEngine,
   symlinkNodeObjects,
   type CryptomatorKeys,
@@ -21,6 +22,7 @@ import { readWhole, sha256OfFile, SMALL_FILE } from '../fsutil.js';
 import { joinPath, removeTree, type Backend } from '../storage/index.js';
 import type { Reporter } from '../report/log.js';
 import { CerberusError } from '../errors.js';
+import { collector } from '../heap.js';
 import { TaskPool } from './pool.js';
 import { sealedFile, type SealedFile } from './sealed-file.js';
 import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.js';
@@ -33,6 +35,7 @@ import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.j
  */
 
 const COMBO = 'SIV_GCM' as const;
+const PIECES_PER_COLLECTION = 32;
 
 export interface ApplyOptions {
   backend: Backend;
@@ -142,6 +145,10 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   // await), and one ciphertext buffer per upload in flight.
   let readBuffer: Buffer | undefined;
   const ctBuffers: Buffer[] = [];
+  // sealing leaves fresh buffers that die young (node:crypto's output per 32 KiB chunk, a
+  // streamed file's pieces): young-generation collections free them before tens of MB pile
+  // up outside the heap (full ones stay V8's to choose)
+  const collect = collector(PIECES_PER_COLLECTION * SEAL_PIECE, Infinity);
   const at = (p: string) => joinPath(root, p);
   const problem = (msg: string) => {
     problems.push(msg);
@@ -199,7 +206,15 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   const carryOver = async (p: string) => {
     const key = vaultKey(p);
     for (const [k, r] of Object.entries(prev)) {
-      if (k !== '' && (k === key || k.startsWith(key + '/') || key === '') && !entries[k]) entries[k] = r;
+      if (k !== '' && (k === key || k.startsWith(key + '/') || key === '') && !entries[k]) {
+        entries[k] = r;
+        // counted as if read: the guards compare these counts with the last run's
+        if (r.type === 'file') {
+          stats.files++;
+          stats.bytes += r.size ?? 0;
+        } else if (r.type === 'dir') stats.dirs++;
+        else stats.symlinks++;
+      }
     }
     for (const [k, e] of await previousEntries()) {
       if ((k === p || k.startsWith(p + '/') || p === '') && !inManifest.has(k)) addEntry(e);
@@ -241,6 +256,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
       const size = data.length;
       const out = ctBuffers.pop() ?? Buffer.allocUnsafe(ciphertextSize(COMBO, SMALL_FILE));
       const sealed = sealer().whole(data, out);
+      collect(size);
       // the same bytes on a retry: the same content under the same nonces, nothing new revealed
       await backend.put(at(content), () => Readable.from([sealed.ct]), sealed.ct.length, DEFER);
       // a settled put holds no reference to its body (a failed one drops the buffer instead)
@@ -269,6 +285,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
         const sealed = sealedFile(e.abs, size, sealer().file(), (n) => {
           visited.bytes += n;
           tick();
+          collect(n);
         });
         current = sealed.outcome;
         return sealed.body;

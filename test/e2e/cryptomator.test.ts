@@ -4,12 +4,13 @@
  * (s3rver); 30 days over WebDAV with every PUT accounted for; damaged vaults; dry runs, a lost
  * state cache and prune.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { diffTrees, snapshotTree, tempDir, workspace, workspaceAt, type RunResult, type TreeEntry, type Workspace } from '../helpers/cli.js';
+import { cerberus, diffTrees, snapshotTree, tempDir, workspace, workspaceAt, type RunResult, type TreeEntry, type Workspace } from '../helpers/cli.js';
 import { expectError } from '../helpers/errors.js';
 import { startApache, type ApacheServer } from '../helpers/apache.js';
 import { startS3rver, type S3Server } from '../helpers/s3rver.js';
@@ -509,6 +510,50 @@ describe.concurrent('dry runs, a lost state cache, prune', () => {
     const b3 = await ws.run(['backup', '-c', ws.config, '--now', '2026-01-07T03:00:00Z']);
     ok(b3, 'backup 3');
     expect(b3.stderr).toMatch(/, 0 encrypted and uploaded/);
+  });
+
+  it('an unreadable file and folder keep their last backed-up state, ends with 3 and prunes nothing', async () => {
+    const ws = await vaultWorkspace('    retention: { daily: 1, weekly: 1, monthly: 1, quarterly: 1, keepWithin: 0s }');
+    await fsp.writeFile(path.join(ws.src, 'secret.txt'), 'version 1');
+    await fsp.writeFile(path.join(ws.src, 'open.txt'), 'open');
+    await fsp.mkdir(path.join(ws.src, 'private/inner'), { recursive: true });
+    await fsp.writeFile(path.join(ws.src, 'private/inner/diary.txt'), 'dear diary');
+    ok(await ws.run(['init', '-c', ws.config]), 'init');
+    await cheapKdf(path.join(ws.repo, 'masterkey.cryptomator'));
+    ok(await backup(ws, {}, T1), 'backup 1');
+    ok(await backup(ws, {}, T2), 'backup 2');
+    await fsp.writeFile(path.join(ws.src, 'secret.txt'), 'version 2');
+    await fsp.writeFile(path.join(ws.src, 'open.txt'), 'open, changed');
+    await fsp.chmod(path.join(ws.src, 'secret.txt'), 0o000);
+    await fsp.chmod(path.join(ws.src, 'private'), 0o000);
+    // root reads anything: run the backup as nobody (who owns everything but those read bits)
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) execFileSync('chown', ['-R', 'nobody:nogroup', ws.dir]);
+    const r = await cerberus(['backup', '-c', ws.config, '--now', '2026-01-07T03:00:00Z', '--json'], {
+      cwd: ws.dir,
+      env: { HOME: ws.dir, ...ws.env },
+      ...(asRoot ? { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] } : {}),
+    });
+    if (asRoot) execFileSync('chown', ['-R', 'root:root', ws.dir]);
+    await fsp.chmod(path.join(ws.src, 'private'), 0o755);
+    await fsp.chmod(path.join(ws.src, 'secret.txt'), 0o644);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/cannot read .*secret\.txt: EACCES; its last backed-up version is kept/);
+    expect(r.stderr).toMatch(/cannot read .*private: EACCES; its last backed-up state is kept/);
+    expect(r.stderr).toMatch(/nothing was pruned/);
+    // what could not be read counts as it was: no guard mistakes it for a shrink
+    const json = JSON.parse(r.stdout) as BackupJson;
+    expect(json.targets[0]!.suspicious).toEqual([]);
+    expect(json.targets[0]!.stats).toMatchObject({ files: 3, dirs: 2, bytes: 'version 1'.length + 'open, changed'.length + 'dear diary'.length });
+    const points = (JSON.parse((await ws.run(['list', '-c', ws.config, '--json'])).stdout) as ListJson).points;
+    expect(points).toHaveLength(3);
+    // the newest vault holds the last good secret and diary beside what was read, in its manifest too
+    const to = path.join(ws.dir, 'out');
+    ok(await ws.run(['restore', '-c', ws.config, '--at', 'latest', '--to', to]), 'restore');
+    expect(await fsp.readFile(path.join(to, 'secret.txt'), 'utf8')).toBe('version 1');
+    expect(await fsp.readFile(path.join(to, 'open.txt'), 'utf8')).toBe('open, changed');
+    expect(await fsp.readFile(path.join(to, 'private/inner/diary.txt'), 'utf8')).toBe('dear diary');
+    ok(await ws.run(['verify', '-c', ws.config, '--full']), 'verify --full');
   });
 
   it('prune keeps every kept point restorable', async () => {

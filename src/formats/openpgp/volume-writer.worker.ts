@@ -2,7 +2,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { VolumeCutter, type SpooledVolume } from '../volumes.js';
 import { sealedFeed } from './seipd.js';
 import { CONTROL, type FromWriter, type ToWriter, type WriterSetup } from './volume-writer.js';
-import { collector, serializeError } from './workers.js';
+import { collector } from '../../heap.js';
+import { serializeError } from './workers.js';
 
 /**
  * The sealing thread of a backup: plaintext arrives in transferred buffers, is encrypted

@@ -1,12 +1,10 @@
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CerberusError, type ErrorCode } from '../../errors.js';
 
 /**
  * Worker-thread plumbing (used by volume-writer.ts): where a worker's code is, how errors and
- * buffers cross to and from it, and how it keeps its garbage small.
+ * buffers cross to and from it (its garbage: see heap.ts).
  */
 
 /**
@@ -101,25 +99,4 @@ export class Outbox {
     this.away--;
     this.free.push(buf);
   }
-}
-
-/**
- * For a worker thread whose garbage is mostly the cipher's fresh output buffers: V8 would
- * collect only once tens of megabytes of them had piled up, since the thread makes almost no
- * other garbage. One collection every 4 MiB kept the medium backups' peak RSS 10-15 MB lower
- * than one every 16 MiB. A young-generation collection frees those buffers (they die young)
- * in a tenth of a millisecond; a full one, needed now and then for what lived a little
- * longer, took 9 ms here, and at every 4 MiB that was a quarter of the thread's time.
- * `gc` is exposed in a new context only, not globally.
- */
-export function collector(every = 4 << 20, fullEvery = 16): (bytes: number) => void {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('typeof gc === "function" ? gc : () => undefined') as (opts?: { type: 'minor' | 'major' }) => void;
-  let since = 0;
-  let count = 0;
-  return (bytes) => {
-    if ((since += bytes) < every) return;
-    since = 0;
-    gc({ type: ++count % fullEvery === 0 ? 'major' : 'minor' });
-  };
 }
