@@ -147,8 +147,8 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
   const ctBuffers: Buffer[] = [];
   // sealing leaves fresh buffers that die young (node:crypto's output per 32 KiB chunk, a
   // streamed file's pieces): young-generation collections free them before tens of MB pile
-  // up outside the heap (full ones stay V8's to choose)
-  const collect = collector(PIECES_PER_COLLECTION * SEAL_PIECE, Infinity);
+  // up outside the heap
+  const collect = collector(PIECES_PER_COLLECTION * SEAL_PIECE);
   const at = (p: string) => joinPath(root, p);
   const problem = (msg: string) => {
     problems.push(msg);

@@ -542,7 +542,7 @@ describe.concurrent('dry runs, a lost state cache, prune', () => {
     expect(r.stderr).toMatch(/cannot read .*private: EACCES; its last backed-up state is kept/);
     expect(r.stderr).toMatch(/nothing was pruned/);
     // what could not be read counts as it was: no guard mistakes it for a shrink
-    const json = JSON.parse(r.stdout) as BackupJson;
+    const json = JSON.parse(r.stdout) as { targets: Array<{ suspicious: string[]; stats: Record<string, number> }> };
     expect(json.targets[0]!.suspicious).toEqual([]);
     expect(json.targets[0]!.stats).toMatchObject({ files: 3, dirs: 2, bytes: 'version 1'.length + 'open, changed'.length + 'dear diary'.length });
     const points = (JSON.parse((await ws.run(['list', '-c', ws.config, '--json'])).stdout) as ListJson).points;
