@@ -47,6 +47,8 @@ async function writeAtomic(file: string, data: string | Uint8Array | Iterable<Ui
   }
 }
 
+const isFile = (file: string): Promise<boolean> => fsp.stat(file).then((s) => s.isFile(), () => false);
+
 // a tenant's job `acme/website` becomes `acme+website`: no config job name holds a '+'
 const safeName = (s: string) => s.replace(/\//g, '+').replace(/[^A-Za-z0-9._+-]/g, '_');
 
@@ -82,7 +84,7 @@ export class StateCache {
 
   /** Whether the cache holds a manifest of `id`, without reading it (loadManifest may still find it damaged). */
   async hasManifest(id: string): Promise<boolean> {
-    return fsp.stat(path.join(this.repoDir, `${id}.json`)).then((s) => s.isFile(), () => false);
+    return isFile(path.join(this.repoDir, `${id}.json`));
   }
 
   /** `json`: the manifest already serialized, as bytes or in a file, when the caller has it (megabytes for a big source) */
@@ -102,7 +104,7 @@ export class StateCache {
   /** A file of the repository's cache that `retain` never drops: names not ending in .json. */
   async loadFile(name: string): Promise<ByteSource | undefined> {
     const file = path.join(this.repoDir, name);
-    return (await fsp.stat(file).then((s) => s.isFile(), () => false)) ? fileBytes(file) : undefined;
+    return (await isFile(file)) ? fileBytes(file) : undefined;
   }
 
   async saveFile(name: string, data: Iterable<Uint8Array>): Promise<void> {

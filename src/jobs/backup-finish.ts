@@ -196,13 +196,6 @@ export function changeCounter(manifest: Manifest): { see(e: ManifestEntry): void
   };
 }
 
-export function changedSince(manifest: Manifest, previous: Manifest | undefined): number {
-  if (!previous) return 0;
-  const counter = changeCounter(manifest);
-  for (const e of previous.entries) counter.see(e);
-  return counter.count;
-}
-
 /** The generations whose manifests the cache must keep: possible parents and the newest. */
 function cacheWorthy(committed: Generation[]): Set<string> {
   const ids = new Set<string>();
@@ -264,12 +257,9 @@ export function standaloneManifest(job: JobConfig, opts: BackupOptions, level: L
 }
 
 /**
- * The guards for a standalone generation against the state before it. A dump differs every
- * run: the report counts it as changed, the mass-change guard leaves it out.
- */
-/**
- * The guards of a generation that stands alone. `previous`: the newest generation's manifest,
- * or its loader, which streams the entries to `see` (then they are never all in memory).
+ * The guards for a standalone generation against the state before it. `previous`: the newest
+ * generation's manifest, or its loader, which streams the entries to `see` (then they are
+ * never all in memory).
  */
 export async function standaloneGuards(
   job: JobConfig,

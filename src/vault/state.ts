@@ -89,7 +89,7 @@ function fromFormat1(raw: unknown, keys: CryptomatorKeys | undefined): VaultStat
     const own = ownObjects(keys, p, r);
     r.ct = objects[own.ct];
     if (own.ns !== undefined) r.ns = objects[own.ns];
-    if (r.ct === undefined || (own.ns !== undefined && r.ns === undefined)) return undefined;
+    if (!hashed(r, own)) return undefined;
   }
   return { entries };
 }
@@ -104,6 +104,9 @@ function ownObjects(keys: CryptomatorKeys, p: string, r: VaultRecord): { ct: str
   return p === '' ? { ct: folder } : { ct: folder, ns, dir: [`${r.node}/dir.c9r`, createHash('sha256').update(dirId, 'utf8').digest('hex')] };
 }
 
+/** The record knows the hash of each object it owns. */
+const hashed = (r: VaultRecord, own: { ns?: string }): boolean => r.ct !== undefined && (own.ns === undefined || r.ns !== undefined);
+
 /**
  * Every object under `d/` of a vault this state describes, with its sha256, in no order.
  * Throws when a record lacks a hash: a mirror's state describes no generation.
@@ -111,8 +114,8 @@ function ownObjects(keys: CryptomatorKeys, p: string, r: VaultRecord): { ct: str
 export function* vaultObjects(keys: CryptomatorKeys, state: VaultState): Generator<[string, string]> {
   for (const [p, r] of pairs(state.entries)) {
     const own = ownObjects(keys, p, r);
-    if (r.ct === undefined || (own.ns !== undefined && r.ns === undefined)) throw new CerberusError('INTERNAL', `the vault state has no hash for the objects of ${JSON.stringify(p)}`);
-    yield [own.ct, r.ct];
+    if (!hashed(r, own)) throw new CerberusError('INTERNAL', `the vault state has no hash for the objects of ${JSON.stringify(p)}`);
+    yield [own.ct, r.ct!];
     if (own.ns !== undefined) yield [own.ns, r.ns!];
     if (own.dir) yield own.dir;
   }

@@ -4,7 +4,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateCache, type HashRecord } from '../../src/engine/state-cache.js';
 import type { Manifest, ManifestEntry } from '../../src/engine/manifest.js';
-import { changeCounter, changedSince } from '../../src/jobs/backup-finish.js';
+import { changeCounter } from '../../src/jobs/backup-finish.js';
+
+/** The changes of `manifest` since `previous`, its entries seen from a list. */
+function changedSince(manifest: Manifest, previous: Manifest): number {
+  const counter = changeCounter(manifest);
+  for (const e of previous.entries) counter.see(e);
+  return counter.count;
+}
 
 let tmp: string;
 beforeAll(async () => {
