@@ -418,7 +418,7 @@ async function extractVaultFiles(
   const total = files.reduce((s, f) => s + f.size, 0);
   let written = 0;
   let count = 0;
-  const done = new Set<string>();
+  // what is left in `wanted` at the end is missing
   for await (const e of walkVault(vault)) {
     const want = wanted.get(e.path);
     if (!want) continue;
@@ -436,11 +436,11 @@ async function extractVaultFiles(
         hint: 'the repository is damaged; restore from another point or target',
       });
     }
-    done.add(e.path);
+    wanted.delete(e.path);
     count++;
   }
   opts.reporter.endProgress();
-  const missing = [...wanted.entries()].filter(([k]) => !done.has(k)).map(([, f]) => f.path);
+  const missing = [...wanted.values()].map((f) => f.path);
   if (missing.length > 0) {
     throw new CerberusError('INTEGRITY', `${missing.length} files are missing from the vault ${g.level}/${g.id}, e.g. ${missing[0]}`, {
       hint: 'the repository is damaged; restore from another point or target',

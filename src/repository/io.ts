@@ -5,19 +5,27 @@ import type { Backend } from '../storage/backend.js';
 
 /** Reads a small object whole; refuses anything larger than `limit`. */
 export async function readSmall(backend: Backend, path: string, limit = 256 * 1024 * 1024): Promise<Buffer> {
+  const { pieces, size } = await readPieces(backend, path, limit);
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, size);
+}
+
+/** An object as the pieces it was read in, and their sha256: for one too big to copy whole once more. */
+export async function readPieces(backend: Backend, path: string, limit: number): Promise<{ pieces: Buffer[]; size: number; sha256: string }> {
   const stream = await backend.get(path);
-  const chunks: Buffer[] = [];
-  let n = 0;
+  const hash = createHash('sha256');
+  const pieces: Buffer[] = [];
+  let size = 0;
   for await (const c of stream) {
     const b = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
-    n += b.length;
-    if (n > limit) {
+    size += b.length;
+    if (size > limit) {
       stream.destroy();
       throw new CerberusError('INTEGRITY', `${backend.description}: ${path} is larger than ${limit} bytes`);
     }
-    chunks.push(b);
+    hash.update(b);
+    pieces.push(b);
   }
-  return Buffer.concat(chunks);
+  return { pieces, size, sha256: hash.digest('hex') };
 }
 
 export async function putBuffer(backend: Backend, path: string, data: Buffer | Uint8Array): Promise<void> {

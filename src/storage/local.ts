@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { CerberusError, ioError } from '../errors.js';
 import { StorageError } from './errors.js';
 import type { Backend, BodySource, ByteRange, Capabilities, ObjectInfo, RequestOptions } from './backend.js';
@@ -196,8 +196,17 @@ export class LocalBackend implements Backend {
       }
       throw ioError(err, `${this.description}: cannot read ${p}`);
     });
-    // 1 MiB reads: a restore reads volumes of hundreds of MiB, and each read is a thread-pool round trip
-    return fh.createReadStream({ highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end } : {}) });
+    // Reads of up to 1 MiB: a restore reads volumes of hundreds of MiB, and each read is a
+    // thread-pool round trip. Each read allocates its whole buffer outside the heap, so a small
+    // file gets one read of its own size and no read at the end: a vault restore's 40,000 small
+    // objects had allocated 2 MiB each, and V8 ran a full collection every 64 MB of them.
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? Infinity, fs.fstatSync(fh.fd).size - 1);
+    if (end < start) {
+      await fh.close();
+      return Readable.from([]);
+    }
+    return fh.createReadStream({ highWaterMark: Math.min(1 << 20, end - start + 1), start, end });
   }
 
   async stat(p: string): Promise<ObjectInfo | undefined> {

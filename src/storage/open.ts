@@ -41,7 +41,11 @@ export function rawBackend(target: TargetConfig): Backend {
  */
 export function openBackend(target: TargetConfig, opts: OpenOptions = {}): Backend {
   const layers: Layer[] = [
-    new RetryLayer(target.name, { ...DEFAULT_RETRY, retries: target.retries, baseDelayMs: opts.retryBaseDelayMs ?? DEFAULT_RETRY.baseDelayMs }, opts.log ?? (() => undefined)),
+    new RetryLayer(
+      target.name,
+      { ...DEFAULT_RETRY, retries: target.retries, baseDelayMs: opts.retryBaseDelayMs ?? DEFAULT_RETRY.baseDelayMs, resumeGets: target.type !== 'local' },
+      opts.log ?? (() => undefined),
+    ),
     new ConcurrencyLayer(target.concurrency),
   ];
   if (target.bwlimit) layers.push(new BandwidthLayer(target.bwlimit));

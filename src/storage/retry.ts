@@ -11,6 +11,11 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** a Retry-After longer than this is not waited for */
   maxRetryAfterMs: number;
+  /**
+   * A get that breaks midway goes on from where it broke. Off for a local disk, whose read
+   * errors are not worth a retry: there it would only cost a pass-through stream per get.
+   */
+  resumeGets?: boolean;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { retries: 5, baseDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 10 * 60_000 };
@@ -34,7 +39,7 @@ export class RetryLayer implements Layer {
   ) {}
 
   async call<T>(req: Request, opts: RequestOptions, next: Next<T>, body?: BodySource): Promise<T> {
-    if (req.verb === 'get') return (await this.resumable(req, opts, next as unknown as Next<Readable>)) as unknown as T;
+    if (req.verb === 'get' && this.policy.resumeGets !== false) return (await this.resumable(req, opts, next as unknown as Next<Readable>)) as unknown as T;
     // a folder copy that failed halfway leaves part of `to`, which a second try would refuse to
     // overwrite; copyFolder cleans up and copies file by file, each copy retried on its own
     if (req.verb === 'copyTree') return next(opts, {});

@@ -431,6 +431,17 @@ describe('RetryLayer', () => {
       expect(f.ranges).toEqual([{ start: 0, end: 99 }]);
     });
 
+    it('without resumeGets (a local disk), still retries the open but hands over the stream below as it is', async () => {
+      f.inject('get', { kind: 'throw', error: httpStorageError('nas', 'get v/vol.gpg', 502) });
+      f.inject('get', { kind: 'break', afterBytes: 40_000, error: reset() });
+      const s = await retrying({ resumeGets: false }).get('v/vol.gpg');
+      expect(s).toBe(f.streams[f.streams.length - 1]);
+      const { bytes, error } = await readUntilFailure(s);
+      expect((error as NodeJS.ErrnoException).code).toBe('ECONNRESET');
+      expect(bytes.equals(data.subarray(0, 40_000))).toBe(true);
+      expect(f.calls.get).toBe(2);
+    });
+
     it('destroys the download below when the reader stops early', async () => {
       const big = randomBytes(4 * MiB);
       await store('big', big);

@@ -340,8 +340,13 @@ export class DecryptStream extends Transform {
   private aad: Buffer | undefined;
   private readonly headerBuf: Buffer;
   private headerFill = 0;
-  /** an unfinished ciphertext chunk, or the last full one (see _transform) */
-  private readonly pending: Buffer;
+  /**
+   * An unfinished ciphertext chunk, or the last full one (see _transform): a view of the piece
+   * it came in (`tail`) until more arrives, then copied into `pending`. A file that comes in
+   * one piece, as most do, so allocates nothing beyond its cleartext.
+   */
+  private tail: Buffer | undefined;
+  private pending: Buffer | undefined;
   private fill = 0;
   private index = 0;
   private readonly ctChunk: number;
@@ -355,7 +360,6 @@ export class DecryptStream extends Transform {
     super();
     this.headerBuf = Buffer.allocUnsafe(headerSize(combo));
     this.ctChunk = ciphertextChunkSize(combo);
-    this.pending = Buffer.allocUnsafe(this.ctChunk);
   }
 
   private fail(what: string): CerberusError {
@@ -373,6 +377,11 @@ export class DecryptStream extends Transform {
 
   override _transform(data: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     try {
+      if (this.tail !== undefined) {
+        this.pending ??= Buffer.allocUnsafe(this.ctChunk);
+        this.fill = this.tail.copy(this.pending);
+        this.tail = undefined;
+      }
       let pos = 0;
       if (this.header === undefined) {
         const n = Math.min(this.headerBuf.length - this.headerFill, data.length);
@@ -392,10 +401,11 @@ export class DecryptStream extends Transform {
         let off = 0;
         if (this.fill > 0) {
           const n = this.ctChunk - this.fill;
-          data.copy(this.pending, this.fill, pos, pos + n);
+          const pending = this.pending!;
+          data.copy(pending, this.fill, pos, pos + n);
           pos += n;
           this.fill = 0;
-          this.open(this.pending, out, off);
+          this.open(pending, out, off);
           off += CLEARTEXT_CHUNK_SIZE;
           chunks--;
         }
@@ -404,8 +414,8 @@ export class DecryptStream extends Transform {
         }
         this.push(out);
       }
-      data.copy(this.pending, this.fill, pos);
-      this.fill += data.length - pos;
+      if (this.fill > 0) this.fill += data.copy(this.pending!, this.fill, pos);
+      else if (pos < data.length) this.tail = data.subarray(pos);
       done();
     } catch (err) {
       done(err as Error);
@@ -415,11 +425,13 @@ export class DecryptStream extends Transform {
   override _flush(done: TransformCallback): void {
     try {
       if (this.header === undefined) throw this.fail('file is shorter than its header');
-      if (this.fill > 0) {
-        if (this.fill < chunkOverhead(this.combo)) throw this.fail(`chunk ${this.index} is truncated`);
-        const out = Buffer.allocUnsafe(this.fill - chunkOverhead(this.combo));
-        this.open(this.pending.subarray(0, this.fill), out, 0);
-        this.fill = 0;
+      const last = this.tail ?? this.pending?.subarray(0, this.fill);
+      this.tail = undefined;
+      this.fill = 0;
+      if (last !== undefined && last.length > 0) {
+        if (last.length < chunkOverhead(this.combo)) throw this.fail(`chunk ${this.index} is truncated`);
+        const out = Buffer.allocUnsafe(last.length - chunkOverhead(this.combo));
+        this.open(last, out, 0);
         this.push(out);
       }
       done();
@@ -441,19 +453,54 @@ export function encryptBuffer(combo: CipherCombo, keys: CryptomatorKeys, clear: 
 }
 
 export function decryptBuffer(combo: CipherCombo, keys: CryptomatorKeys, data: Buffer, label: string): Buffer {
+  return Buffer.concat([...decryptPieces(combo, keys, [data], label)()]);
+}
+
+/**
+ * A file's cleartext a chunk at a time, decrypted as it is iterated, from its ciphertext in
+ * pieces of any size (as read): a 10 MB manifest is then never held whole a second time.
+ */
+export function decryptPieces(combo: CipherCombo, keys: CryptomatorKeys, pieces: readonly Uint8Array[], label: string): () => Generator<Buffer> {
   const fail = (what: string) =>
     new CerberusError('INTEGRITY', `${label}: ${what}`, { hint: 'the vault file is damaged or was modified outside Cryptomator' });
-  if (data.length < headerSize(combo)) throw fail('file is shorter than its header');
-  const header = decryptHeader(combo, keys, data.subarray(0, headerSize(combo)));
-  if (header === undefined) throw fail('file header failed authentication');
-  const out: Buffer[] = [];
-  const size = ciphertextChunkSize(combo);
-  for (let i = 0, off = headerSize(combo); off < data.length; i++, off += size) {
-    const raw = data.subarray(off, off + size);
-    if (raw.length < chunkOverhead(combo)) throw fail(`chunk ${i} is truncated`);
-    const clear = decryptChunk(combo, keys, header, i, raw);
-    if (clear === undefined) throw fail(`chunk ${i} failed authentication`);
-    out.push(clear);
-  }
-  return Buffer.concat(out);
+  return function* () {
+    const next = pieceReader(pieces);
+    const head = next(headerSize(combo));
+    if (head.length < headerSize(combo)) throw fail('file is shorter than its header');
+    const header = decryptHeader(combo, keys, head);
+    if (header === undefined) throw fail('file header failed authentication');
+    for (let i = 0, raw = next(ciphertextChunkSize(combo)); raw.length > 0; i++, raw = next(ciphertextChunkSize(combo))) {
+      if (raw.length < chunkOverhead(combo)) throw fail(`chunk ${i} is truncated`);
+      const clear = decryptChunk(combo, keys, header, i, raw);
+      if (clear === undefined) throw fail(`chunk ${i} failed authentication`);
+      yield clear;
+    }
+  };
+}
+
+/** The next n bytes (fewer at the end) of a run of pieces: a view where one piece holds them, else a copy. */
+function pieceReader(pieces: readonly Uint8Array[]): (n: number) => Buffer {
+  let index = 0;
+  let offset = 0;
+  return (n) => {
+    const first = pieces[index];
+    if (first !== undefined && first.length - offset >= n) {
+      const view = Buffer.from(first.buffer, first.byteOffset + offset, n);
+      offset += n;
+      return view;
+    }
+    const out: Buffer[] = [];
+    let got = 0;
+    for (let piece = pieces[index]; piece !== undefined && got < n; piece = pieces[index]) {
+      const k = Math.min(n - got, piece.length - offset);
+      out.push(Buffer.from(piece.buffer, piece.byteOffset + offset, k));
+      got += k;
+      offset += k;
+      if (offset === piece.length) {
+        index++;
+        offset = 0;
+      }
+    }
+    return Buffer.concat(out, got);
+  };
 }

@@ -7,7 +7,7 @@
  * directory (holds `dir.c9r` = child dirId in clear utf-8) or a symlink (holds `symlink.c9r`,
  * an encrypted content file whose cleartext is the target).
  */
-import { pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { CerberusError } from '../../errors.js';
 import { cleartextSize, decryptBuffer, DecryptStream } from './content.js';
 import { type CryptomatorKeys, unlockMasterkey } from './masterkey.js';
@@ -352,8 +352,7 @@ class Walker {
       content,
       ctSize,
       size,
-      // pipeline, not pipe: a read error must reach the consumer instead of stalling it
-      open: async () => pipeline(await store.get(at), new DecryptStream(config.cipherCombo, keys, path), () => {}),
+      open: async () => piped(await store.get(at), new DecryptStream(config.cipherCombo, keys, path)),
     };
   }
 }
@@ -381,4 +380,17 @@ export async function* walkVault(vault: OpenedVault, opts: WalkOptions = {}): As
     return;
   }
   yield* walker.walk(ROOT_DIR_ID, '', listing);
+}
+
+/**
+ * `src.pipe(to)`, with a read error passed on to the consumer instead of stalling it, and the
+ * source closed when the consumer stops. Not stream.pipeline: per call, that makes an
+ * AbortController and aborts it at the end, which builds a DOMException with a stack trace:
+ * a second of CPU time and much garbage in a restore of 40,000 small files.
+ */
+function piped<T extends NodeJS.ReadWriteStream & Readable>(src: Readable, to: T): T {
+  src.on('error', (err) => to.destroy(err));
+  to.once('close', () => src.destroy());
+  src.pipe(to);
+  return to;
 }

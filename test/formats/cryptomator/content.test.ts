@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CerberusError } from '../../../src/errors.js';
 import {
-  CLEARTEXT_CHUNK_SIZE, ciphertextSize, cleartextSize, decryptBuffer, DecryptStream, encryptBuffer, EncryptStream, headerSize,
+  CLEARTEXT_CHUNK_SIZE, ciphertextSize, cleartextSize, decryptBuffer, decryptPieces, DecryptStream, encryptBuffer, EncryptStream, headerSize,
 } from '../../../src/formats/cryptomator/content.js';
 
 const keys = { encKey: randomBytes(32), macKey: randomBytes(32) };
@@ -22,9 +22,9 @@ async function encrypt(combo: (typeof COMBOS)[number], clear: Buffer): Promise<B
   return buffer(pieces(clear).pipe(new EncryptStream(combo, keys)));
 }
 
-async function decrypt(combo: (typeof COMBOS)[number], ct: Buffer, label = 'docs/a.txt'): Promise<Buffer> {
+async function decrypt(combo: (typeof COMBOS)[number], ct: Buffer, label = 'docs/a.txt', size = 5000): Promise<Buffer> {
   const out: Buffer[] = [];
-  await pipeline(pieces(ct, 5000), new DecryptStream(combo, keys, label), async (src: AsyncIterable<Buffer>) => {
+  await pipeline(pieces(ct, size), new DecryptStream(combo, keys, label), async (src: AsyncIterable<Buffer>) => {
     for await (const b of src) out.push(b);
   });
   return Buffer.concat(out);
@@ -46,6 +46,20 @@ describe.each(COMBOS)('content %s', (combo) => {
     expect((await decrypt(combo, ct)).equals(clear)).toBe(true);
     expect(decryptBuffer(combo, keys, ct, 'x').equals(clear)).toBe(true);
     expect(decryptBuffer(combo, keys, encryptBuffer(combo, keys, clear), 'x').equals(clear)).toBe(true);
+  });
+
+  it.each([0, 1, 32768, 65537, 100_000])('decrypts %i bytes arriving in pieces of any size, as a stream and from pieces', async (n) => {
+    const clear = randomBytes(n);
+    const ct = encryptBuffer(combo, keys, clear);
+    const chunk = ciphertextSize(combo, CLEARTEXT_CHUNK_SIZE) - headerSize(combo);
+    // pieces that split the header, end exactly on chunk boundaries, or hold the whole file
+    for (const size of [1, 97, chunk, chunk + 1, ct.length]) {
+      if (size === 1 && n > 40_000) continue;
+      expect((await decrypt(combo, ct, 'x', size)).equals(clear)).toBe(true);
+      const parts: Buffer[] = [];
+      for (let i = 0; i < ct.length; i += size) parts.push(ct.subarray(i, i + size));
+      expect(Buffer.concat([...decryptPieces(combo, keys, parts, 'x')()]).equals(clear)).toBe(true);
+    }
   });
 
   it('never repeats a header nonce or a chunk nonce, across files and pool refills', async () => {
