@@ -22,7 +22,7 @@ import { readWhole, sha256OfFile, SMALL_FILE } from '../fsutil.js';
 import { joinPath, removeTree, type Backend } from '../storage/index.js';
 import type { Reporter } from '../report/log.js';
 import { CerberusError } from '../errors.js';
-import { collector } from '../heap.js';
+import { collectAll, collector } from '../heap.js';
 import { TaskPool } from './pool.js';
 import { sealedFile, type SealedFile } from './sealed-file.js';
 import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.js';
@@ -36,6 +36,12 @@ import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.j
 
 const COMBO = 'SIV_GCM' as const;
 const PIECES_PER_COLLECTION = 32;
+/**
+ * A full collection every so many files: the walk's and the apply's objects outlive the small
+ * young generation and are promoted, and V8 lets the old one grow fourfold before it looks
+ * again, so at 40,000 files a no-change run held 35 MB of them at its peak.
+ */
+const FULL_COLLECTION_FILES = 10_000;
 
 export interface ApplyOptions {
   backend: Backend;
@@ -309,6 +315,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     const key = vaultKey(e.path);
     const old = prev[key];
     visited.files++;
+    if (visited.files % FULL_COLLECTION_FILES === 0) collectAll();
     stats.files++;
     stats.bytes += e.size;
     const cached = always ? undefined : opts.oldHashes.get(e.abs);
