@@ -33,6 +33,14 @@ export function collectAll(): void {
   exposedGc()();
 }
 
+/**
+ * collectAll, when the heap holds more than `bytes` (live and garbage): where a job that
+ * keeps little would only pay for the collection and for V8's heuristics reset after it.
+ */
+export function collectAllOver(bytes: number): void {
+  if (v8.getHeapStatistics().used_heap_size > bytes) collectAll();
+}
+
 function exposedGc(): (opts?: { type: 'minor' }) => void {
   v8.setFlagsFromString('--expose-gc');
   return vm.runInNewContext('typeof gc === "function" ? gc : () => undefined') as (opts?: { type: 'minor' }) => void;

@@ -22,7 +22,7 @@ import { readWhole, sha256OfFile, SMALL_FILE } from '../fsutil.js';
 import { joinPath, removeTree, type Backend } from '../storage/index.js';
 import type { Reporter } from '../report/log.js';
 import { CerberusError } from '../errors.js';
-import { collectAll, collector } from '../heap.js';
+import { collectAllOver, collector } from '../heap.js';
 import { TaskPool } from './pool.js';
 import { sealedFile, type SealedFile } from './sealed-file.js';
 import { parentOf, vaultKey, type VaultRecord, type VaultState } from './state.js';
@@ -42,6 +42,8 @@ const PIECES_PER_COLLECTION = 32;
  * again, so at 40,000 files a no-change run held 35 MB of them at its peak.
  */
 const FULL_COLLECTION_FILES = 10_000;
+/** ... when the heap is this big: a first backup, with no last state, stays below it and pays nothing */
+const FULL_COLLECTION_HEAP = 64 << 20;
 
 export interface ApplyOptions {
   backend: Backend;
@@ -315,7 +317,7 @@ export async function applyToVault(opts: ApplyOptions): Promise<ApplyResult> {
     const key = vaultKey(e.path);
     const old = prev[key];
     visited.files++;
-    if (visited.files % FULL_COLLECTION_FILES === 0) collectAll();
+    if (visited.files % FULL_COLLECTION_FILES === 0) collectAllOver(FULL_COLLECTION_HEAP);
     stats.files++;
     stats.bytes += e.size;
     const cached = always ? undefined : opts.oldHashes.get(e.abs);
