@@ -8,10 +8,11 @@ import vm from 'node:vm';
  * outside it. A young collection frees them in a tenth of a millisecond.
  *
  * The sealing worker (OpenPGP): one every 4 MiB kept the medium backups' peak RSS 10-15 MB
- * lower than one every 16 MiB. Full collections stay V8's to choose: under Node 20,
- * `gc({ type: 'major' })` collects next to nothing (the worker's "full one every 64 MiB" never
- * ran there, and was not missed), and a forced full one (`gc()`) every few thousand files made
- * a vault restore four times slower. `gc` is exposed in a new context only, not globally.
+ * lower than one every 16 MiB. Under Node 20, `gc({ type: 'major' })` collects next to
+ * nothing (the worker's "full one every 64 MiB" never ran there, and was not missed). A forced
+ * full one (`gc()`, collectAll below) every few thousand files made a vault restore four times
+ * slower, so it is kept for a few points where much has just become garbage. `gc` is exposed
+ * in a new context only, not globally.
  */
 export function collector(every = 4 << 20): (bytes: number) => void {
   const gc = exposedGc();
