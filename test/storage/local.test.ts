@@ -57,6 +57,28 @@ describe('LocalBackend', () => {
     expect(await read('r', { start: 9, end: 100 })).toBe('9');
   });
 
+  it('reads a small file in one piece of its own size, a big one in pieces of 1 MiB, and a range past the end as nothing', async () => {
+    const pieces = async (p: string, range?: { start: number; end?: number }) => {
+      const out: Buffer[] = [];
+      for await (const c of await b.get(p, range)) out.push(c as Buffer);
+      return out;
+    };
+    const small = Buffer.alloc(5000, 1);
+    await put('s', small);
+    const got = await pieces('s');
+    expect(got).toHaveLength(1);
+    expect(got[0]!.equals(small)).toBe(true);
+    // reads sized to the file: each read allocates its whole buffer, 1 MiB for a 5 KB file before
+    const s = await b.get('s');
+    expect(s.readableHighWaterMark).toBe(5000);
+    s.destroy();
+    const big = Buffer.alloc(2.5 * (1 << 20), 2);
+    await put('b', big);
+    expect((await pieces('b')).map((c) => c.length)).toEqual([1 << 20, 1 << 20, 0.5 * (1 << 20)]);
+    expect(await pieces('s', { start: 5000 })).toEqual([]);
+    expect(Buffer.concat(await pieces('s', { start: 4990, end: 1_000_000 })).length).toBe(10);
+  });
+
   it('overwrites a file whole', async () => {
     await put('f', 'first version, long');
     await put('f', 'second');
