@@ -10,12 +10,12 @@ import vm from 'node:vm';
  * The sealing worker (OpenPGP): one every 4 MiB kept the medium backups' peak RSS 10-15 MB
  * lower than one every 16 MiB. Under Node 20, `gc({ type: 'major' })` collects next to
  * nothing (the worker's "full one every 64 MiB" never ran there, and was not missed). A forced
- * full one (`gc()`, collectAll below) every few thousand files made a vault restore four times
+ * full one (`gc()`, collectAllOver below) every few thousand files made a vault restore four times
  * slower, so it is kept for a few points where much has just become garbage. `gc` is exposed
  * in a new context only, not globally.
  */
 export function collector(every = 4 << 20): (bytes: number) => void {
-  const gc = exposedGc();
+  const gc = exposed();
   let since = 0;
   return (bytes) => {
     if ((since += bytes) < every) return;
@@ -25,24 +25,23 @@ export function collector(every = 4 << 20): (bytes: number) => void {
 }
 
 /**
- * One full collection, where a job has just dropped most of what it made: V8 grows the old
- * generation fourfold before it collects again, so the garbage of a vault's apply (tens of
- * megabytes of promoted walk and manifest objects) had stayed until the end of the run and
- * set its peak. Tens of milliseconds, once per run.
- */
-export function collectAll(): void {
-  exposedGc()();
-}
-
-/**
- * collectAll, when the heap holds more than `bytes` (live and garbage): where a job that
- * keeps little would only pay for the collection and for V8's heuristics reset after it.
+ * One full collection when the heap holds more than `bytes` (live and garbage), where a job has
+ * just dropped much of what it made: V8 grows the old generation fourfold before it collects
+ * again, so the promoted garbage of a vault's apply had stayed to the end of the run and set
+ * its peak. Tens of milliseconds each; a job that keeps little pays nothing, neither for the
+ * collection nor for V8's heuristics reset after it.
  */
 export function collectAllOver(bytes: number): void {
-  if (v8.getHeapStatistics().used_heap_size > bytes) collectAll();
+  if (v8.getHeapStatistics().used_heap_size > bytes) exposed()();
 }
 
-function exposedGc(): (opts?: { type: 'minor' }) => void {
+type Gc = (opts?: { type: 'minor' }) => void;
+let gc: Gc | undefined;
+
+/** `gc`, from one new context made on first use: each context costs a few milliseconds and some memory. */
+function exposed(): Gc {
+  if (gc) return gc;
   v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('typeof gc === "function" ? gc : () => undefined') as (opts?: { type: 'minor' }) => void;
+  gc = vm.runInNewContext('typeof gc === "function" ? gc : () => undefined') as Gc;
+  return gc;
 }

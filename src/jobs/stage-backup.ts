@@ -7,7 +7,7 @@ import { manifestBytes, parseManifest, type FileEntry, type Manifest } from '../
 import { StateCache } from '../engine/state-cache.js';
 import { requireDescriptor } from '../repository/descriptor.js';
 import { GenerationWriter, INFO, PLAIN_FILES, PLAIN_MANIFEST, type Generation } from '../repository/generations.js';
-import { readSmall, sha256Hex } from '../repository/io.js';
+import { readPieces, sha256Hex } from '../repository/io.js';
 import { acquireLock } from '../repository/lock.js';
 import { joinPath, syncFileSystem, type Backend } from '../storage/index.js';
 import { formatBytes } from '../report/format.js';
@@ -132,13 +132,13 @@ async function stageTarget(job: JobConfig, target: LocalTargetConfig, opts: Back
 /** A plain generation's manifest, read from the target: plain JSON, one entry per line. */
 export async function readPlainManifest(backend: Backend, g: Generation, target: string): Promise<Manifest> {
   const expected = g.sums.get(PLAIN_MANIFEST);
-  const bytes = await readSmall(backend, joinPath(g.dir, PLAIN_MANIFEST));
-  if (expected !== undefined && sha256Hex(bytes) !== expected) {
+  const { pieces, sha256 } = await readPieces(backend, joinPath(g.dir, PLAIN_MANIFEST));
+  if (expected !== undefined && sha256 !== expected) {
     throw new CerberusError('INTEGRITY', `${g.level}/${g.id}/${PLAIN_MANIFEST} on ${target} does not match its SHA256SUMS`, {
       hint: 'the stage is damaged; run `cerberus verify`',
     });
   }
-  return parseManifest(bytes, `${g.level}/${g.id}/${PLAIN_MANIFEST}`);
+  return parseManifest(() => pieces, `${g.level}/${g.id}/${PLAIN_MANIFEST}`);
 }
 
 /**

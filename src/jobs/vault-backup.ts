@@ -22,7 +22,6 @@ import { MASTERKEY_FILE, repositoryKeys } from '../vault/keys.js';
 import type { VaultState } from '../vault/state.js';
 import { checkDumpFolder, dumpDatabase, dumpDirEntry, dumpPath, DUMP_DIR } from './database-files.js';
 import { finishTarget, isRunFatal, listForRun, standaloneGuards, standaloneInfo, standaloneManifest, targetFailure, type BackupOptions, type BackupResult, type TargetBackupResult } from './backup-finish.js';
-import { collectAll } from '../heap.js';
 
 /**
  * A backup into a Cryptomator repository: every generation is a whole vault. It starts as a
@@ -135,7 +134,6 @@ async function backupTargetStages(
         unpublished: true,
         ...(extra ? { extra } : {}),
       });
-      collectAll();
       if (spool !== undefined) {
         // uploaded: a big dump need not wait for the commit on this disk
         await fsp.rm(spool, { recursive: true, force: true });

@@ -4,13 +4,15 @@ import { CerberusError } from '../errors.js';
 import type { Backend } from '../storage/backend.js';
 
 /** Reads a small object whole; refuses anything larger than `limit`. */
-export async function readSmall(backend: Backend, path: string, limit = 256 * 1024 * 1024): Promise<Buffer> {
+const SMALL_LIMIT = 256 * 1024 * 1024;
+
+export async function readSmall(backend: Backend, path: string, limit = SMALL_LIMIT): Promise<Buffer> {
   const { pieces, size } = await readPieces(backend, path, limit);
   return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, size);
 }
 
 /** An object as the pieces it was read in, and their sha256: for one too big to copy whole once more. */
-export async function readPieces(backend: Backend, path: string, limit: number): Promise<{ pieces: Buffer[]; size: number; sha256: string }> {
+export async function readPieces(backend: Backend, path: string, limit = SMALL_LIMIT): Promise<{ pieces: Buffer[]; size: number; sha256: string }> {
   const stream = await backend.get(path);
   const hash = createHash('sha256');
   const pieces: Buffer[] = [];
